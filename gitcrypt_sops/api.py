@@ -1,0 +1,376 @@
+"""The pipeline: the only code that encrypts or decrypts a document.
+
+The CLI, the git drivers and the Python API are thin adapters over the functions
+here.  Bytes come in with a format name; a store turns them into trees; the walker
+encrypts or decrypts the leaves and computes the MAC; the data key is wrapped or
+unwrapped through the providers; a store writes the result.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from . import datakey, metadata as metadata_mod
+from .cipher import Cipher, DataKey, StashKey
+from .errors import (
+    EmptyDocument,
+    InputError,
+    MacDecryptError,
+    MacMismatch,
+    MetadataNotFound,
+    SopsError,
+    TreeDecryptError,
+)
+from .metadata import Metadata
+from .providers.base import Recipient
+from .tree import Comment, strip_comments
+from .walk import EncryptionRule, Walker
+
+
+@dataclass
+class EncryptOptions:
+    """Everything that decides how a plaintext document is encrypted."""
+
+    key_groups: Sequence[Sequence[Recipient]]
+    rule: EncryptionRule = field(default_factory=EncryptionRule)
+    shamir_threshold: int = 0
+    yaml_indent: int = 4
+    json_indent: int | None = None
+
+
+@dataclass
+class Parsed:
+    """A document read by a store, before or after decryption."""
+
+    fmt: str
+    documents: list[dict[Any, Any]]
+    metadata_tree: Any = None
+    has_metadata: bool = False
+    yaml_file: Any = None  # stores.yaml_store.YamlFile when the input was YAML
+
+
+@dataclass
+class Decrypted:
+    """The result of decrypting: documents (comments kept), metadata and the data key."""
+
+    fmt: str
+    documents: list[dict[Any, Any]]
+    metadata: Metadata
+    data_key: DataKey
+    stash: dict[StashKey, bytes]
+    outputs: list[Any] | None = None
+    source: Parsed | None = None
+
+    def data(self) -> Any:
+        """Plain Python data: one document's dict, or a list for multi-document YAML."""
+        plain = [strip_comments(document) for document in self.documents]
+        return plain[0] if len(plain) == 1 else plain
+
+
+# -- stores ---------------------------------------------------------------------------
+
+
+def parse(data: bytes, fmt: str, *, encrypted: bool) -> Parsed:
+    """Read ``data`` in format ``fmt``; ``encrypted`` says whether metadata is expected."""
+    if fmt == "yaml":
+        from .stores import yaml_store
+
+        yaml_file = yaml_store.load(data, want_metadata=encrypted)
+        return Parsed("yaml", yaml_file.documents, yaml_file.metadata, yaml_file.has_metadata, yaml_file)
+    if fmt == "json":
+        from .stores import json_store
+
+        if not data.strip():
+            raise InputError("JSON document is empty")
+        tree = json_store.load(data)
+        return _with_metadata("json", tree, encrypted)
+    if fmt == "binary":
+        if encrypted:
+            from .stores import json_store
+
+            tree = json_store.load(data)
+            parsed = _with_metadata("binary", tree, encrypted)
+            if "data" not in tree:
+                raise InputError("no binary data found in tree")
+            return parsed
+        return Parsed("binary", [{"data": data.decode("utf-8", "surrogateescape")}])
+    if fmt == "dotenv":
+        from .stores import dotenv_store
+
+        return _with_metadata("dotenv", dotenv_store.load(data), encrypted, flattened=True)
+    if fmt == "ini":
+        from .stores import ini_store
+
+        return _with_metadata("ini", ini_store.load(data), encrypted, flattened=True)
+    raise InputError(f"unknown format '{fmt}'")
+
+
+def _with_metadata(fmt: str, tree: dict[Any, Any], encrypted: bool, flattened: bool = False) -> Parsed:
+    if flattened:
+        from .stores import flatten
+
+        meta, has = flatten.extract_metadata(fmt, tree)
+    else:
+        has = "sops" in tree
+        meta = tree.pop("sops", None) if has else None
+    if has and not encrypted:
+        from .errors import AlreadyEncrypted
+
+        raise AlreadyEncrypted("the file is already encrypted: it has sops metadata")
+    return Parsed(fmt, [tree], meta, has)
+
+
+def _emit_plain(documents: list[dict[Any, Any]], fmt: str, yaml_indent: int, json_indent: int | None) -> bytes:
+    """Write decrypted (or any plaintext) documents in ``fmt`` without metadata."""
+    if fmt == "yaml":
+        from .stores import yaml_store
+
+        return yaml_store.emit(documents, None, yaml_indent).encode()
+    if fmt == "json":
+        from .stores import json_store
+
+        if len(documents) > 1:
+            return b"".join(json_store.dump(document, json_indent) for document in documents)
+        return json_store.dump(documents[0], json_indent)
+    if fmt == "binary":
+        document = documents[0]
+        value = document.get("data") if document.__class__ is dict else None
+        if value is None:
+            raise InputError("no binary data found in tree")
+        if isinstance(value, bytes):
+            return value
+        return str(value).encode("utf-8", "surrogateescape")
+    if fmt == "dotenv":
+        from .stores import dotenv_store
+
+        return dotenv_store.dump(documents[0])
+    if fmt == "ini":
+        from .stores import ini_store
+
+        return ini_store.dump(documents[0])
+    raise InputError(f"unknown format '{fmt}'")
+
+
+def _emit_encrypted(
+    documents: list[dict[Any, Any]], meta: Metadata, fmt: str, options: EncryptOptions, source: Parsed | None,
+    outputs: list[Any] | None,
+) -> bytes:
+    if fmt == "yaml":
+        from .stores import yaml_store
+        from .stores.yaml_emit import emit_document
+
+        meta_tree = metadata_mod.to_tree(meta, empty_list=[])
+        if source is not None and source.yaml_file is not None and source.yaml_file.spliceable and outputs is not None:
+            block = emit_document({"sops": meta_tree}, 4)
+            return yaml_store.splice(source.yaml_file, outputs, encrypting=True, metadata_text=block).encode()
+        return yaml_store.emit(documents, meta_tree, options.yaml_indent).encode()
+    if fmt in ("json", "binary"):
+        from .stores import json_store
+
+        tree = dict(documents[0])
+        tree["sops"] = metadata_mod.to_tree(meta, empty_list=None)
+        return json_store.dump(tree, options.json_indent)
+    if fmt in ("dotenv", "ini"):
+        from .stores import dotenv_store, flatten, ini_store
+
+        tree = flatten.attach_metadata(fmt, dict(documents[0]), metadata_mod.to_tree(meta, empty_list=None))
+        return dotenv_store.dump(tree) if fmt == "dotenv" else ini_store.dump(tree)
+    raise InputError(f"unknown format '{fmt}'")
+
+
+# -- encryption -----------------------------------------------------------------------
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encrypt_parsed(
+    parsed: Parsed,
+    options: EncryptOptions,
+    output_fmt: str | None = None,
+    *,
+    data_key: DataKey | None = None,
+    stash: dict[StashKey, bytes] | None = None,
+    wrapped: tuple[list[list[metadata_mod.Entry]], int] | None = None,
+) -> bytes:
+    """Encrypt parsed plaintext documents and write them in ``output_fmt``.
+
+    ``data_key``, ``stash`` and ``wrapped`` let callers keep an existing file's data
+    key, its unchanged values' ciphertext and its wrapped keys (edit, set, update).
+    """
+    fmt = output_fmt or parsed.fmt
+    rule = options.rule
+    if parsed.fmt == "binary" or fmt == "binary":
+        rule = EncryptionRule("", "", False)  # matches sops: the binary store has no rules
+    key = data_key or DataKey.generate()
+    cipher = Cipher(key, stash)
+    splice = fmt == "yaml" and parsed.yaml_file is not None
+    outputs: list[Any] | None = [] if splice else None
+    walker = Walker(cipher, rule if rule.kind else EncryptionRule("", "", rule.mac_only_encrypted), outputs)
+    documents = [walker.encrypt_document(document) for document in parsed.documents]
+    lastmodified = now_rfc3339()
+    mac = Cipher(key).seal(walker.mac_hex().encode(), lastmodified, "str")
+    if wrapped is None:
+        wrapped = datakey.wrap(key, options.key_groups, options.shamir_threshold)
+    groups, threshold = wrapped
+    meta = Metadata(groups, lastmodified, mac, rule, shamir_threshold=threshold,
+                    write_rule=not (parsed.fmt == "binary" or fmt == "binary"))
+    return _emit_encrypted(documents, meta, fmt, options, parsed, outputs)
+
+
+def encrypt_bytes(data: bytes, fmt: str, options: EncryptOptions, output_fmt: str | None = None) -> bytes:
+    """Encrypt a plaintext file's bytes."""
+    parsed = parse(data, fmt, encrypted=False)
+    if output_fmt and output_fmt != fmt:
+        parsed.yaml_file = None
+    return encrypt_parsed(parsed, options, output_fmt)
+
+
+def encrypt_data(data: Any, fmt: str, options: EncryptOptions) -> bytes:
+    """Encrypt Python data (a dict, or a list of dicts for multi-document YAML)."""
+    documents = data if isinstance(data, list) else [data]
+    if not documents or not all(isinstance(document, dict) for document in documents):
+        raise InputError("data to encrypt must be a mapping (or a list of mappings for YAML documents)")
+    if len(documents) > 1 and fmt != "yaml":
+        raise InputError(f"only YAML holds several documents, not {fmt}")
+    parsed = Parsed(fmt, [dict(document) for document in documents])
+    if any("sops" in document for document in documents):
+        from .errors import AlreadyEncrypted
+
+        raise AlreadyEncrypted("the data already has a top-level 'sops' key")
+    return encrypt_parsed(parsed, options)
+
+
+# -- decryption -----------------------------------------------------------------------
+
+
+def read_metadata(parsed: Parsed) -> Metadata:
+    if not parsed.has_metadata:
+        raise MetadataNotFound("sops metadata not found: the file is not encrypted (or has the wrong --input-type)")
+    meta = metadata_mod.from_tree(parsed.metadata_tree)
+    if parsed.fmt == "binary":
+        meta.write_rule = False
+    return meta
+
+
+def decrypt_parsed(
+    parsed: Parsed,
+    *,
+    ignore_mac: bool = False,
+    decryption_order: Sequence[str] = datakey.DEFAULT_DECRYPTION_ORDER,
+    data_key: DataKey | None = None,
+    keep_outputs: bool = False,
+) -> Decrypted:
+    """Decrypt parsed documents and verify the MAC (unless ``ignore_mac``)."""
+    meta = read_metadata(parsed)
+    key = data_key or datakey.unwrap(meta, decryption_order)
+    stash: dict[StashKey, bytes] = {}
+    cipher = Cipher(key, stash)
+    outputs: list[Any] | None = [] if keep_outputs else None
+    walker = Walker(cipher, meta.rule, outputs)
+    documents = [walker.decrypt_document(document) for document in parsed.documents]
+    if not ignore_mac:
+        verify_mac(meta, key, walker.mac_hex())
+    return Decrypted(parsed.fmt, documents, meta, key, stash, outputs, parsed)
+
+
+def verify_mac(meta: Metadata, key: DataKey, computed: str) -> None:
+    if not meta.mac:
+        raise MacMismatch("the file has no MAC; it may have been tampered with (use --ignore-mac to decrypt anyway)")
+    try:
+        stored, type_tag = Cipher(key).open(meta.mac, meta.mac_aad)
+    except TreeDecryptError:
+        raise MacDecryptError("could not decrypt the MAC: the file or its lastmodified was altered") from None
+    if not hmac.compare_digest(stored, computed.encode()):
+        raise MacMismatch("MAC mismatch: the file was modified outside the tool or is corrupt")
+
+
+def decrypt_bytes(
+    data: bytes,
+    fmt: str,
+    output_fmt: str | None = None,
+    *,
+    ignore_mac: bool = False,
+    extract: str | None = None,
+    decryption_order: Sequence[str] = datakey.DEFAULT_DECRYPTION_ORDER,
+    yaml_indent: int = 4,
+    json_indent: int | None = None,
+) -> bytes:
+    """Decrypt an encrypted file's bytes into plaintext in ``output_fmt`` (default: ``fmt``)."""
+    out_fmt = output_fmt or fmt
+    parsed = parse(data, fmt, encrypted=True)
+    splice = out_fmt == "yaml" and parsed.yaml_file is not None and parsed.yaml_file.spliceable and extract is None
+    result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order, keep_outputs=splice)
+    if extract is not None:
+        return extract_value(result.documents[0], extract, out_fmt, yaml_indent, json_indent)
+    if splice:
+        from .stores import yaml_store
+
+        assert result.outputs is not None
+        return yaml_store.splice(parsed.yaml_file, result.outputs, encrypting=False, metadata_text=None).encode()
+    return _emit_plain(result.documents, out_fmt, yaml_indent, json_indent)
+
+
+def extract_value(document: dict[Any, Any], path_text: str, fmt: str, yaml_indent: int = 4,
+                  json_indent: int | None = None) -> bytes:
+    """``--extract``: a scalar is printed raw, a subtree in the output format."""
+    from . import paths
+
+    value = paths.lookup(document, paths.parse(path_text))
+    if value.__class__ in (dict, list):
+        if fmt == "json":
+            from .stores import json_store
+
+            return json_store.dump_value(strip_comments(value), json_indent)
+        from .stores.yaml_emit import emit_value
+
+        return emit_value(value, yaml_indent).encode()
+    if value is None:
+        return b"null"
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, Comment):
+        return value.text.encode()
+    if value.__class__ is str:
+        return value.encode("utf-8", "surrogateescape")
+    from .stores.yaml_scalars import render_scalar
+
+    if value.__class__ is float and fmt == "json":
+        from .stores.json_store import go_float_json
+
+        return go_float_json(value).encode()
+    return render_scalar(value).encode()
+
+
+def decrypt_data(
+    data: bytes, fmt: str, *, ignore_mac: bool = False,
+    decryption_order: Sequence[str] = datakey.DEFAULT_DECRYPTION_ORDER,
+) -> Decrypted:
+    """Decrypt bytes into a :class:`Decrypted` (documents, metadata, data key)."""
+    return decrypt_parsed(parse(data, fmt, encrypted=True), ignore_mac=ignore_mac, decryption_order=decryption_order)
+
+
+def check_not_empty(data: bytes) -> None:
+    if not data:
+        raise EmptyDocument("file cannot be completely empty")
+
+
+__all__ = [
+    "EncryptOptions",
+    "Decrypted",
+    "Parsed",
+    "SopsError",
+    "parse",
+    "encrypt_bytes",
+    "encrypt_data",
+    "encrypt_parsed",
+    "decrypt_bytes",
+    "decrypt_data",
+    "decrypt_parsed",
+    "extract_value",
+    "read_metadata",
+]

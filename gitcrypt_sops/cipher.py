@@ -1,0 +1,109 @@
+"""AES-256-GCM over single values, the only module that touches the cipher.
+
+Nonces are made here (32 random bytes per value, as sops does) and never
+supplied by callers.  The IV stash remembers, for every value it decrypted, the IV
+under ``(AAD, type, plaintext)`` so that re-encrypting an unchanged value with the
+same data key gives the byte-identical ``ENC[...]`` string (sops does the same in
+``edit``/``set``/``rotate``); a reused IV therefore only ever meets the identical
+plaintext and AAD.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .codec import format_enc, parse_enc
+from .errors import TreeDecryptError
+
+IV_SIZE = 32
+TAG_SIZE = 16
+_IV_BATCH = 256
+
+StashKey = tuple[str, str, bytes]
+
+
+class DataKey:
+    """A 32-byte data key; its repr never shows the bytes."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a data key has 32 bytes")
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> DataKey:
+        return cls(os.urandom(32))
+
+    def reveal(self) -> bytes:
+        return self._key
+
+    def __repr__(self) -> str:
+        return "DataKey(<hidden>)"
+
+    def __eq__(self, other: object) -> bool:
+        import hmac
+
+        return isinstance(other, DataKey) and hmac.compare_digest(self._key, other._key)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class Cipher:
+    """Seals and opens values under one data key, with an optional IV stash."""
+
+    __slots__ = ("_aes", "_ivs", "_pos", "stash")
+
+    def __init__(self, key: DataKey, stash: dict[StashKey, bytes] | None = None) -> None:
+        self._aes = AESGCM(key.reveal())
+        self._ivs = b""
+        self._pos = 0
+        self.stash = stash
+
+    def _fresh_iv(self) -> bytes:
+        if self._pos >= len(self._ivs):
+            self._ivs = os.urandom(IV_SIZE * _IV_BATCH)
+            self._pos = 0
+        iv = self._ivs[self._pos : self._pos + IV_SIZE]
+        self._pos += IV_SIZE
+        return iv
+
+    def seal(self, plaintext: bytes, aad: str, type_tag: str) -> str:
+        """The ENC string for ``plaintext``; an empty plaintext stays empty (sops quirk)."""
+        if not plaintext:
+            return ""
+        stash = self.stash
+        iv = None
+        if stash is not None:
+            iv = stash.get((aad, type_tag, plaintext))
+        if iv is None:
+            iv = self._fresh_iv()
+        sealed = self._aes.encrypt(iv, plaintext, aad.encode("utf-8", "surrogateescape"))
+        return format_enc(sealed[:-TAG_SIZE], iv, sealed[-TAG_SIZE:], type_tag)
+
+    def open(self, enc: str, aad: str) -> tuple[bytes, str]:
+        """Decrypt an ENC string: (plaintext, type tag). Records the IV in the stash."""
+        data, iv, tag, type_tag = parse_enc(enc)
+        try:
+            plaintext = self._aes.decrypt(iv, data + tag, aad.encode("utf-8", "surrogateescape"))
+        except InvalidTag:
+            raise TreeDecryptError(
+                f"could not decrypt the value at '{aad}': wrong data key, or the value was altered or moved"
+            ) from None
+        except ValueError:
+            raise TreeDecryptError(f"could not decrypt the value at '{aad}': malformed IV") from None
+        if self.stash is not None and len(iv) == IV_SIZE:
+            self.stash[(aad, type_tag, plaintext)] = iv
+        return plaintext, type_tag
+
+    def try_open(self, enc: str, aad: str) -> tuple[bytes, str] | None:
+        """Like :meth:`open` but None when the tag does not verify (used for comments)."""
+        try:
+            return self.open(enc, aad)
+        except TreeDecryptError:
+            return None

@@ -1,0 +1,240 @@
+"""Values as sops sees them: typed plaintext bytes, Go-exact text forms, and the
+``ENC[AES256_GCM,data:...,iv:...,tag:...,type:...]`` string.
+
+This module knows how each leaf type becomes the byte string that is encrypted
+and hashed into the MAC (sops ``ToBytes``), and how decrypted bytes become a
+typed value again.  It does no cryptography itself.
+"""
+
+from __future__ import annotations
+
+import binascii
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from .errors import TreeDecryptError, TreeEncryptError
+from .tree import Comment
+
+ENC_PREFIX = "ENC[AES256_GCM,data:"
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class GoTime(datetime):
+    """An aware datetime that also remembers nanoseconds, as Go's ``time.Time`` does."""
+
+    nanosecond: int = 0
+
+    def __reduce__(self) -> Any:  # keep the nanoseconds through copy/pickle
+        return (_rebuild_gotime, (datetime(*self.timetuple()[:6], self.microsecond, self.tzinfo), self.nanosecond))
+
+
+def _rebuild_gotime(base: datetime, nanosecond: int) -> GoTime:
+    value = GoTime.fromtimestamp(0, timezone.utc).replace(
+        year=base.year, month=base.month, day=base.day, hour=base.hour, minute=base.minute,
+        second=base.second, microsecond=base.microsecond, tzinfo=base.tzinfo,
+    )
+    value.nanosecond = nanosecond
+    return value
+
+
+def go_float_plain(value: float) -> str:
+    """Go ``strconv.FormatFloat(v, 'f', -1, 64)``: shortest digits, never an exponent."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def go_time_text(value: datetime) -> str:
+    """Go ``time.Time.MarshalText`` (RFC 3339 with nanoseconds, trailing zeros dropped)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    nanos = value.microsecond * 1000 + (value.nanosecond if isinstance(value, GoTime) else 0) % 1000
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos:
+        text += "." + f"{nanos:09d}".rstrip("0")
+    offset = value.utcoffset() or timedelta(0)
+    if not offset:
+        return text + "Z"
+    total = int(offset.total_seconds())
+    sign = "-" if total < 0 else "+"
+    total = abs(total)
+    return f"{text}{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
+
+
+def parse_rfc3339(text: str) -> GoTime:
+    """Parse an RFC 3339 timestamp (nanosecond precision) as Go ``time.Parse`` would."""
+    original = text
+    try:
+        if len(text) < 20 or text[10] not in "Tt":
+            raise ValueError
+        date_part, clock = text[:10], text[11:]
+        if clock[-1] in "Zz":
+            tz: timezone = timezone.utc
+            clock = clock[:-1]
+        else:
+            sign = 1 if clock[-6] == "+" else -1
+            if clock[-6] not in "+-" or clock[-3] != ":":
+                raise ValueError
+            hours, minutes = int(clock[-5:-3]), int(clock[-2:])
+            tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+            clock = clock[:-6]
+        fraction = ""
+        if "." in clock:
+            clock, fraction = clock.split(".", 1)
+            if not fraction.isdigit() or len(fraction) > 9:
+                raise ValueError
+        if len(clock) != 8 or clock[2] != ":" or clock[5] != ":":
+            raise ValueError
+        year, month, day = int(date_part[0:4]), int(date_part[5:7]), int(date_part[8:10])
+        if date_part[4] != "-" or date_part[7] != "-":
+            raise ValueError
+        nanos = int(fraction.ljust(9, "0")) if fraction else 0
+        result = GoTime(year, month, day, int(clock[0:2]), int(clock[3:5]), int(clock[6:8]), nanos // 1000, tz)
+        result.nanosecond = nanos % 1000
+        return result
+    except (ValueError, IndexError):
+        raise ValueError(f"not an RFC 3339 timestamp: {len(original)} characters") from None
+
+
+def canonical_rfc3339_seconds(text: str) -> str:
+    """The MAC's AAD: ``lastmodified`` re-printed as Go ``time.RFC3339`` (seconds, ``Z``)."""
+    parsed = parse_rfc3339(text)
+    offset = parsed.utcoffset() or timedelta(0)
+    base = parsed.strftime("%Y-%m-%dT%H:%M:%S")
+    if not offset:
+        return base + "Z"
+    total = int(offset.total_seconds())
+    sign = "-" if total < 0 else "+"
+    total = abs(total)
+    return f"{base}{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
+
+
+def to_plaintext(value: Any) -> tuple[bytes, str]:
+    """The bytes sops encrypts and hashes for a leaf, and its ``type:`` tag."""
+    cls = value.__class__
+    if cls is str:
+        return value.encode("utf-8", "surrogateescape"), "str"
+    if cls is bool:
+        return (b"True" if value else b"False"), "bool"  # matches sops: Python-sops casing
+    if cls is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise TreeEncryptError("integer outside the signed 64-bit range; quote it as a string")
+        return str(value).encode(), "int"
+    if cls is float:
+        return go_float_plain(value).encode(), "float"
+    if cls is Comment:
+        return value.text.encode("utf-8", "surrogateescape"), "comment"
+    if isinstance(value, datetime):
+        return go_time_text(value).encode(), "time"
+    if cls is bytes:
+        return value, "str"
+    if isinstance(value, str):
+        return str(value).encode("utf-8", "surrogateescape"), "str"
+    if isinstance(value, bool):
+        return (b"True" if value else b"False"), "bool"
+    if isinstance(value, int):
+        return to_plaintext(int(value))
+    if isinstance(value, float):
+        return to_plaintext(float(value))
+    raise TreeEncryptError(f"cannot encrypt a value of type {cls.__name__}")
+
+
+_TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
+_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
+
+
+def _go_atoi(text: str) -> int:
+    body = text[1:] if text[:1] in "+-" else text
+    if not body.isdigit() or not body.isascii():
+        raise ValueError
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError
+    return value
+
+
+def _go_parse_float(text: str) -> float:
+    lowered = text.lower().lstrip("+-")
+    if lowered in ("inf", "infinity", "nan"):
+        return float(text)
+    if "_" in text or not text.isascii() or text.strip() != text:
+        raise ValueError
+    return float(text)
+
+
+def from_plaintext(data: bytes, type_tag: str) -> Any:
+    """Turn decrypted bytes back into a typed leaf (sops ``decryptValue``)."""
+    try:
+        if type_tag == "str":
+            return data.decode("utf-8", "surrogateescape")
+        if type_tag == "int":
+            return _go_atoi(data.decode("ascii"))
+        if type_tag == "float":
+            return _go_parse_float(data.decode("ascii"))
+        if type_tag == "bool":
+            text = data.decode("ascii")
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if type_tag == "time":
+            return parse_rfc3339(data.decode("ascii"))
+        if type_tag == "comment":
+            return Comment(data.decode("utf-8", "surrogateescape"))
+        if type_tag == "bytes":
+            return data
+    except (ValueError, UnicodeDecodeError):
+        raise TreeDecryptError(f"decrypted value does not parse as its type tag '{type_tag}'") from None
+    raise TreeDecryptError(f"unknown type tag '{type_tag[:20]}'")
+
+
+def mac_bytes(value: Any, plaintext: bytes | None = None) -> bytes:
+    """The bytes sops hashes into the MAC for a decrypted or plaintext leaf."""
+    if plaintext is not None and value.__class__ is str:
+        return plaintext
+    return to_plaintext(value)[0]
+
+
+def format_enc(data: bytes, iv: bytes, tag: bytes, type_tag: str) -> str:
+    b64 = binascii.b2a_base64
+    return (
+        f"ENC[AES256_GCM,data:{b64(data, newline=False).decode()},"
+        f"iv:{b64(iv, newline=False).decode()},tag:{b64(tag, newline=False).decode()},type:{type_tag}]"
+    )
+
+
+def parse_enc(text: str) -> tuple[bytes, bytes, bytes, str]:
+    """Split an ENC string into (ciphertext, iv, tag, type); TreeDecryptError if malformed.
+
+    Matches sops's ``^ENC\\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\\]``:
+    anchored at the start only, so text after the final ``]`` is ignored.
+    """
+    try:
+        if not text.startswith(ENC_PREFIX):
+            raise ValueError
+        data, rest = text[len(ENC_PREFIX):].split(",iv:", 1)
+        iv, rest = rest.split(",tag:", 1)
+        tag, rest = rest.split(",type:", 1)
+        end = rest.rindex("]")
+        type_tag = rest[:end]
+        if not (data and iv and tag and type_tag):
+            raise ValueError
+        a2b = binascii.a2b_base64
+        return a2b(data, strict_mode=True), a2b(iv, strict_mode=True), a2b(tag, strict_mode=True), type_tag
+    except (ValueError, binascii.Error):
+        raise TreeDecryptError("value is not a valid ENC[AES256_GCM,...] string") from None
+
+
+def is_enc(value: Any) -> bool:
+    return value.__class__ is str and value.startswith(ENC_PREFIX)

@@ -1,0 +1,27 @@
+"""File formats ("stores"): choosing one by name or file extension.
+
+Each store module turns bytes into trees and back; none of them knows about keys
+or encryption.  Store modules are imported only when a file of their kind is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+#: formats selectable with --input-type/--output-type
+FORMATS = ("yaml", "json", "dotenv", "ini", "binary")
+
+_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv", ".ini": "ini"}
+
+
+def format_for(path: str | PurePath | None, explicit: str | None = None) -> str:
+    """The store for a file: ``explicit`` if given, else by extension; anything else is binary.
+
+    Matches sops: an unknown ``--input-type`` name means binary.
+    """
+    if explicit:
+        name = explicit.lower()
+        return name if name in FORMATS else "binary"
+    if path is None:
+        return "binary"
+    return _EXTENSIONS.get(PurePath(str(path)).suffix.lower(), "binary")

@@ -1,0 +1,247 @@
+"""YAML scalars as sops (go-yaml v3) resolves them, and how we write them back.
+
+``resolve_plain`` types an unquoted scalar the way yaml.v3 does (YAML 1.2 core
+schema with yaml.v3's extensions: ``0o``/``0b`` prefixes, underscores, timestamps);
+``render_scalar`` writes a typed value as YAML text that loads back to the same
+typed value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..codec import GoTime, go_time_text
+
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_SPECIAL_FLOATS = {
+    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
+    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
+    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
+    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
+}
+_YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_GO_INT = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:(?:[Tt]|[ \t]+)(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?"
+    r"(?:[ \t]*(Z|z|[-+]\d{1,2}(?::?\d{2})?))?)?$"
+)
+
+UINT64_MAX = 2**64 - 1
+INT64_MAX = 2**63 - 1
+
+
+class Uint64Value(int):
+    """A plain integer between 2^63 and 2^64-1: yaml.v3 makes it a uint64, which sops refuses."""
+
+
+def _go_parse_int(text: str) -> int | None:
+    """Go ``strconv.ParseInt(text, 0, 64)`` / ``ParseUint`` semantics, sign included."""
+    if not _GO_INT.match(text):
+        return None
+    sign = -1 if text[0] == "-" else 1
+    body = text.lstrip("+-")
+    lowered = body.lower()
+    if lowered.startswith("0x"):
+        value = int(body[2:], 16)
+    elif lowered.startswith("0o"):
+        value = int(body[2:], 8)
+    elif lowered.startswith("0b"):
+        value = int(body[2:], 2)
+    elif len(body) > 1 and body[0] == "0":
+        value = int(body, 8)  # matches yaml.v3: Go's base-0 parse reads a leading 0 as octal
+    else:
+        value = int(body)
+    return sign * value
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    match = _TIMESTAMP.match(text)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        tz: timezone = timezone.utc
+        if zone and zone not in "Zz":
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            hours = int(digits[:2]) if len(digits) > 2 else int(digits)
+            minutes = int(digits[2:]) if len(digits) > 2 else 0
+            tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        nanos = int((fraction or "0")[:9].ljust(9, "0"))
+        value = GoTime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                       nanos // 1000, tz)
+        value.nanosecond = nanos % 1000
+        return value
+    except ValueError:
+        return None
+
+
+def resolve_plain(text: str) -> Any:
+    """The typed value of an unquoted, untagged scalar (yaml.v3 rules)."""
+    if text in _NULLS:
+        return None
+    first = text[0]
+    if first in "tTfF":
+        value = _BOOLS.get(text)
+        if value is not None:
+            return value
+        return text
+    if first in "0123456789+-.":
+        special = _SPECIAL_FLOATS.get(text)
+        if special is not None:
+            return special
+        if first.isdigit():
+            stamp = parse_timestamp(text)
+            if stamp is not None:
+                return stamp
+        plain = text.replace("_", "")
+        number = _go_parse_int(plain)
+        if number is not None:
+            if number > INT64_MAX:
+                if number <= UINT64_MAX and plain[0] != "-":
+                    return Uint64Value(number)
+            elif number >= -(2**63):
+                return number
+        if _YAML_FLOAT.match(plain):
+            try:
+                return float(plain)
+            except ValueError:
+                return text
+        return text
+    if first == "n" or first == "N" or first == "~":
+        return None if text in _NULLS else text
+    return text
+
+
+def resolve_tagged(text: str, tag: str, plain: bool) -> Any:
+    """A scalar with an explicit tag (``!!str 1``, ``!!binary ...``, ``!custom x``)."""
+    short = tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+    if short == "str":
+        return text
+    if short == "binary":
+        try:
+            return base64.b64decode("".join(text.split())).decode("utf-8", "surrogateescape")
+        except (binascii.Error, ValueError):
+            return text
+    if short in ("int", "float", "bool", "null", "timestamp"):
+        value = resolve_plain(text)
+        if short == "float" and value.__class__ is int:
+            return float(value)
+        return value
+    return resolve_plain(text) if plain else text
+
+
+# -- writing scalars ----------------------------------------------------------------
+
+_PLAIN_SAFE_FIRST = re.compile(r"^[^\s\-?:,\[\]{}#&*!|>'\"%@`]")
+_PLAIN_UNSAFE = re.compile(r"(: |:$| #|[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff])")
+_FLOW_UNSAFE = re.compile(r"[,\[\]{}]")
+
+
+def plain_string_ok(text: str, flow: bool = False) -> bool:
+    """True when ``text`` can be written unquoted and reads back as the same string."""
+    if not text or text != text.strip() or "\n" in text:
+        return False
+    if not _PLAIN_SAFE_FIRST.match(text):
+        if not (text[0] in "-?:" and len(text) > 1 and not text[1].isspace() and text[0] != ":"):
+            return False
+    if _PLAIN_UNSAFE.search(text) or (flow and _FLOW_UNSAFE.search(text)):
+        return False
+    if text.startswith(("---", "...")):
+        return False
+    resolved = resolve_plain(text)
+    return resolved.__class__ is str and resolved == text and text not in ("<<", "=")
+
+
+def double_quoted(text: str) -> str:
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\":
+            out.append("\\\\")
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
+        elif code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029, 0xFEFF):
+            out.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:  # a raw byte kept by surrogateescape
+            out.append("\ufffd")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def literal_block_ok(text: str) -> bool:
+    if "\n" not in text.rstrip("\n") and not text.endswith("\n"):
+        return False
+    if text.startswith((" ", "\n")) or "\r" in text:
+        return False
+    return not any(
+        (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or ord(c) in (0x2028, 0x2029, 0xFEFF)
+        or 0xD800 <= ord(c) <= 0xDFFF
+        for c in text
+    ) and not any(line != line.rstrip(" \t") and not line.strip() for line in text.split("\n")[:-1])
+
+
+def literal_block(text: str, indent: str) -> str:
+    """``|`` block text (without a final line break) for a multi-line string."""
+    if text.endswith("\n\n") or (text.endswith("\n") and text.rstrip("\n") == ""):
+        indicator = "|+"
+        body = text[:-1]
+    elif text.endswith("\n"):
+        indicator = "|"
+        body = text[:-1]
+    else:
+        indicator = "|-"
+        body = text
+    lines = [(indent + line) if line else "" for line in body.split("\n")]
+    return indicator + "\n" + "\n".join(lines)
+
+
+def go_float_yaml(value: float) -> str:
+    """A float as YAML text that reads back as a float (``2.0`` stays a float)."""
+    if value != value:
+        return ".nan"
+    if value in (math.inf, -math.inf):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def render_scalar(value: Any, flow: bool = False, indent: str | None = None) -> str:
+    """YAML text for a leaf; ``indent`` allows a literal block at that indentation."""
+    cls = value.__class__
+    if value is None:
+        return "null"
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is int or cls is Uint64Value:
+        return str(value)
+    if cls is float:
+        return go_float_yaml(value)
+    if isinstance(value, datetime):
+        return go_time_text(value)
+    if cls is bytes:
+        value = value.decode("utf-8", "replace")
+    text = str(value)
+    if plain_string_ok(text, flow):
+        return text
+    if indent is not None and not flow and literal_block_ok(text):
+        return literal_block(text, indent)
+    return double_quoted(text)

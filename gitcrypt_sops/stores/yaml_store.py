@@ -1,0 +1,505 @@
+"""YAML files: parsed from libyaml's events, changed by splicing into the original text.
+
+Loading walks the C parser's events (each carries exact character offsets) and
+builds the sops tree while recording, in walk order, where every leaf and comment
+sits in the text.  Encrypting or decrypting then rewrites only those spans, so
+indentation, quoting, blank lines and comment placement stay as the user wrote
+them, and a git diff shows only real changes.  Comments are filed under the
+container sops (go-yaml v3) files them under, which decides their AAD.
+
+What cannot be spliced (a flow-style root such as ``{a: 1}``) is written with the
+block emitter instead.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import AlreadyEncrypted, EmptyDocument, InputError
+from ..tree import Comment
+from ..walk import UNCHANGED
+from .yaml_emit import emit_document, emit_flow
+from .yaml_scalars import Uint64Value, double_quoted, render_scalar, resolve_plain, resolve_tagged
+
+# span kinds
+_SCALAR = 0
+_COMMENT = 1
+_ALIAS = 2
+
+
+@dataclass
+class _Frame:
+    is_map: bool
+    container: Any
+    entry_col: int
+    flow: bool
+    capture: bool = False  # inside the ``sops`` block: no spans, no comments
+    key: Any = None
+    expecting_key: bool = True
+    has_key: bool = False
+    pending: tuple[Any, Any, tuple[Any, ...] | None, int] | None = None  # key, value, span, line
+    pending_comments: list[tuple[Comment, tuple[Any, ...]]] = field(default_factory=list)
+
+
+@dataclass
+class YamlFile:
+    """A parsed YAML file: its documents as trees plus what splicing needs."""
+
+    text: str
+    documents: list[dict[Any, Any]]
+    spans: list[tuple[Any, ...]]
+    #: where each document's ``sops`` block goes (encryption)
+    doc_ends: list[int]
+    #: text ranges of ``sops`` blocks (decryption)
+    meta_ranges: list[tuple[int, int]]
+    #: the first document's ``sops`` mapping, if any
+    metadata: Any = None
+    has_metadata: bool = False
+    spliceable: bool = True
+
+
+def _line_start(text: str, index: int) -> int:
+    return text.rfind("\n", 0, index) + 1
+
+
+class _Loader:
+    def __init__(self, text: str, want_metadata: bool) -> None:
+        self.text = text
+        self.want_metadata = want_metadata
+        self.documents: list[dict[Any, Any]] = []
+        self.spans: list[tuple[Any, ...]] = []
+        self.doc_ends: list[int] = []
+        self.meta_ranges: list[tuple[int, int]] = []
+        self.metadata: Any = None
+        self.has_metadata = False
+        self.spliceable = True
+        self.frames: list[_Frame] = []
+        self.anchors: dict[str, Any] = {}
+        self.closing: list[int] = []  # positions of block ends not applied yet
+        self.last_pos = 0
+        self.prev_line = -1
+        self.root_pending: list[tuple[Comment, tuple[Any, ...]]] = []
+        self.meta_start = -1
+        self.meta_depth = -1
+
+    # -- comments -------------------------------------------------------------------
+
+    def _comments_in(self, start: int, end: int, next_event: Any) -> None:
+        text = self.text
+        find = text.find
+        index = find("#", start, end)
+        while index != -1:
+            if index > 0 and text[index - 1] not in " \t\n\r\ufeff":
+                index = find("#", index + 1, end)
+                continue
+            stop = find("\n", index, end)
+            if stop == -1:
+                stop = end
+            stop_text = stop
+            if stop_text > index and text[stop_text - 1] == "\r":
+                stop_text -= 1
+            line_start = _line_start(text, index)
+            trailing = text[line_start:index].strip() not in ("", "---")
+            self._place_comment(index, stop_text, index - line_start, trailing, next_event)
+            index = find("#", stop, end)
+
+    def _place_comment(self, start: int, end: int, column: int, trailing: bool, next_event: Any) -> None:
+        frames = self.frames
+        comment = Comment(self.text[start + 1 : end])
+        span = (_COMMENT, start, end)
+        if frames and any(f.capture for f in frames):
+            return
+        if trailing and frames:
+            frame = frames[-1]
+            line = self.text.count("\n", 0, start)
+            if frame.pending is not None and frame.pending[3] == line:
+                self._insert(frame, comment, span, before_pending=True)
+            else:
+                self._insert(frame, comment, span)
+            return
+        kind = next_event.__class__.__name__
+        if kind in ("MappingStartEvent", "SequenceStartEvent") and not next_event.flow_style:
+            if column >= next_event.end_mark.column:
+                if frames:
+                    frames[-1].pending_comments.append((comment, span))
+                else:
+                    self.root_pending.append((comment, span))
+                return
+        top = len(frames)
+        closing = len(self.closing)
+        for index in range(top - 1, top - 1 - closing, -1):
+            if index < 0:
+                break
+            frame = frames[index]
+            if column >= frame.entry_col or index == 0:
+                self._insert(frame, comment, span)
+                return
+        if top - closing > 0:
+            self._insert(frames[top - closing - 1], comment, span)
+        else:
+            self.root_pending.append((comment, span))
+
+    # -- building the tree ----------------------------------------------------------
+
+    def _flush(self, frame: _Frame) -> None:
+        pending = frame.pending
+        if pending is None:
+            return
+        frame.pending = None
+        key, value, span, _ = pending
+        if frame.is_map:
+            if key in frame.container:
+                raise InputError(f"duplicate key '{key}' in YAML mapping")
+            frame.container[key] = value
+        else:
+            frame.container.append(value)
+        if span is not None:
+            self.spans.append(span)
+
+    def _insert(self, frame: _Frame, comment: Comment, span: tuple[Any, ...], before_pending: bool = False) -> None:
+        for deeper in reversed(self.frames):  # leaves pending deeper come first in walk order
+            if deeper is frame:
+                break
+            self._flush(deeper)
+        if not before_pending:
+            self._flush(frame)
+        if frame.is_map:
+            frame.container[comment] = None
+        else:
+            frame.container.append(comment)
+        self.spans.append(span)
+        if before_pending:
+            self._flush(frame)
+
+    def _add_value(self, value: Any, span: tuple[Any, ...] | None, line: int) -> None:
+        frame = self.frames[-1]
+        self._flush(frame)
+        if frame.is_map:
+            frame.pending = (frame.key, value, span, line)
+            frame.expecting_key = True
+        else:
+            frame.pending = (None, value, span, line)
+
+    def _key(self, frame: _Frame, key: Any, event: Any) -> None:
+        self._flush(frame)
+        if frame.is_map and frame.container is not None and key.__class__ is not dict:
+            try:
+                duplicate = key in frame.container
+            except TypeError:
+                raise InputError("unsupported YAML mapping key") from None
+            if duplicate:
+                raise InputError(f"duplicate key '{key}' in YAML mapping")
+        frame.key = key
+        frame.expecting_key = False
+        if len(self.frames) == 1 and key == "sops" and not frame.capture:
+            if not self.want_metadata:
+                raise AlreadyEncrypted("the file is already encrypted: it has a top-level 'sops' key")
+            self.meta_start = _line_start(self.text, event.start_mark.index)
+            self.meta_depth = 1
+
+    def _open(self, event: Any, is_map: bool) -> None:
+        container: Any = {} if is_map else []
+        flow = bool(event.flow_style)
+        entry_col = event.end_mark.column if not flow else event.start_mark.column
+        parent = self.frames[-1] if self.frames else None
+        capture = bool(parent and (parent.capture or (self.meta_depth == 1 and len(self.frames) == 1)))
+        frame = _Frame(is_map, container, entry_col, flow, capture)
+        if parent is None:
+            if not is_map:
+                raise InputError("a YAML document must be a mapping at the top level (found a sequence)")
+            if flow:
+                self.spliceable = False
+            self.documents.append(container)
+            for comment, span in self.root_pending:
+                self._insert(frame, comment, span)
+            self.root_pending = []
+        else:
+            if parent.is_map and parent.expecting_key:
+                raise InputError("YAML mapping keys must be scalars")
+            self._flush(parent)
+            if parent.is_map:
+                if not capture or self.meta_depth != 1 or len(self.frames) != 1:
+                    parent.container[parent.key] = container
+                parent.expecting_key = True
+            else:
+                parent.container.append(container)
+            for comment, span in parent.pending_comments:
+                self._insert(frame, comment, span)
+            parent.pending_comments = []
+        if event.anchor:
+            self.anchors[event.anchor] = container
+        self.frames.append(frame)
+
+    def _close(self, position: int) -> None:
+        frame = self.frames.pop()
+        self._flush(frame)
+        for comment, span in frame.pending_comments:
+            self._insert(frame, comment, span)
+        frame.pending_comments = []
+        if frame.capture and len(self.frames) == 1 and self.meta_depth == 1:
+            self._metadata_done(frame.container)
+        if not self.frames:
+            self.doc_ends.append(position)
+
+    def _metadata_done(self, value: Any) -> None:
+        if not self.has_metadata:
+            self.metadata = value
+            self.has_metadata = True
+        self.meta_depth = 2  # the range ends at the next event
+
+    # -- the event loop -------------------------------------------------------------
+
+    def run(self) -> None:
+        import yaml
+
+        text = self.text
+        try:
+            events = yaml.parse(text, Loader=yaml.CSafeLoader)
+            for event in events:
+                kind = event.__class__.__name__
+                start = event.start_mark.index
+                if kind in ("MappingEndEvent", "SequenceEndEvent") and start == event.end_mark.index:
+                    self.closing.append(start)
+                    continue
+                if kind == "DocumentEndEvent" and start == event.end_mark.index:
+                    continue
+                if start > self.last_pos:
+                    self._comments_in(self.last_pos, start, event)
+                for position in self.closing:
+                    self._close(position)
+                self.closing.clear()
+                if self.meta_depth == 2:
+                    self.meta_ranges.append((self.meta_start, start))
+                    self.meta_depth = -1
+                self._event(kind, event)
+                if event.end_mark.index > self.last_pos:
+                    self.last_pos = event.end_mark.index
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise InputError(f"invalid YAML{where}: {error.problem or 'parse error'}") from None
+        except yaml.YAMLError:
+            raise InputError("invalid YAML") from None
+        except RecursionError:
+            raise InputError("YAML nesting is too deep") from None
+
+    def _event(self, kind: str, event: Any) -> None:
+        frames = self.frames
+        if kind == "ScalarEvent":
+            self._scalar(event)
+        elif kind == "MappingStartEvent":
+            self._open(event, True)
+        elif kind == "SequenceStartEvent":
+            self._open(event, False)
+        elif kind in ("MappingEndEvent", "SequenceEndEvent"):
+            self._close(event.end_mark.index)
+        elif kind == "AliasEvent":
+            self._alias(event)
+        elif kind == "DocumentEndEvent":
+            pass
+        elif kind == "DocumentStartEvent":
+            if frames:
+                raise InputError("invalid YAML document structure")
+            self.anchors = {}
+        # stream start and end: nothing to do
+
+    def _scalar(self, event: Any) -> None:
+        style = event.style
+        raw = event.value
+        if event.tag and event.tag != "!":
+            value = resolve_tagged(raw, event.tag, not style)
+        elif style or event.tag == "!":
+            value = raw
+        else:
+            value = resolve_plain(raw)
+        frames = self.frames
+        if not frames:
+            if value is None:  # an empty document: metadata only
+                self.documents.append({})
+                self.doc_ends.append(event.end_mark.index)
+                return
+            raise InputError("a YAML document must be a mapping at the top level (found a scalar)")
+        frame = frames[-1]
+        if frame.is_map and frame.expecting_key:
+            self._key(frame, value, event)
+            return
+        if event.anchor:
+            self.anchors[event.anchor] = value
+        if value.__class__ is Uint64Value:
+            from ..errors import TreeEncryptError
+
+            raise TreeEncryptError("unsupported integer between 2^63 and 2^64-1 (uint64); quote it as a string")
+        line = event.start_mark.line
+        if frame.capture or value is None:
+            span = None
+        else:
+            prefix = ""
+            if event.anchor:
+                prefix = f"&{event.anchor} "
+            span = (_SCALAR, event.start_mark.index, event.end_mark.index, frame.flow, frame.entry_col, style, prefix)
+        if len(frames) == 1 and self.meta_depth == 1:  # a scalar ``sops`` value
+            self._metadata_done(value)
+            frame.expecting_key = True
+            return
+        self._add_value(value, span, line)
+
+    def _alias(self, event: Any) -> None:
+        target = self.anchors.get(event.anchor)
+        if target is None and event.anchor not in self.anchors:
+            raise InputError(f"YAML alias '*{event.anchor}' has no anchor")
+        frame = self.frames[-1] if self.frames else None
+        if frame is None:
+            raise InputError("a YAML document must be a mapping at the top level")
+        if frame.is_map and frame.expecting_key:
+            raise InputError("YAML aliases as mapping keys are not supported")
+        value = _copy_without_comments(target)
+        count = _count_leaves(value)
+        span = None if frame.capture else (_ALIAS, event.start_mark.index, event.end_mark.index, frame.flow, value, count)
+        self._add_value(value, span, event.start_mark.line)
+
+
+def _copy_without_comments(value: Any) -> Any:
+    cls = value.__class__
+    if cls is dict:
+        return {k: _copy_without_comments(v) for k, v in value.items() if k.__class__ is not Comment}
+    if cls is list:
+        return [_copy_without_comments(v) for v in value if v.__class__ is not Comment]
+    return copy.copy(value)
+
+
+def _count_leaves(value: Any) -> int:
+    cls = value.__class__
+    if cls is dict:
+        return sum(_count_leaves(v) for v in value.values())
+    if cls is list:
+        return sum(_count_leaves(v) for v in value)
+    return 0 if value is None else 1
+
+
+def load(data: bytes, *, want_metadata: bool) -> YamlFile:
+    """Parse a YAML file.  ``want_metadata`` False refuses a top-level ``sops`` key."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("the YAML input is not valid UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise EmptyDocument("file cannot be completely empty")
+    loader = _Loader(text, want_metadata)
+    loader.run()
+    if not loader.documents:
+        raise InputError("the YAML input holds no document (only comments?)")
+    if loader.meta_depth == 2:
+        loader.meta_ranges.append((loader.meta_start, len(text)))
+    return YamlFile(
+        text, loader.documents, loader.spans, loader.doc_ends, loader.meta_ranges,
+        loader.metadata, loader.has_metadata, loader.spliceable,
+    )
+
+
+# -- writing ------------------------------------------------------------------------
+
+
+def _render_alias(value: Any, outputs: list[Any], position: int, encrypting: bool) -> tuple[str, int]:
+    """Render an expanded alias in flow style, taking its leaves' outputs in walk order."""
+    counter = [position]
+
+    def substitute(node: Any) -> Any:
+        cls = node.__class__
+        if cls is dict:
+            return {k: substitute(v) for k, v in node.items()}
+        if cls is list:
+            return [substitute(v) for v in node]
+        if node is None:
+            return None
+        out = outputs[counter[0]]
+        counter[0] += 1
+        return node if out is UNCHANGED else out
+
+    rendered = emit_flow(substitute(value))
+    return rendered, counter[0]
+
+
+def _block_trailer(original: str) -> str:
+    stripped = original.rstrip(" \n\r")
+    return "\n" * original[len(stripped):].count("\n")
+
+
+def splice(yaml_file: YamlFile, outputs: list[Any], *, encrypting: bool, metadata_text: str | None) -> str:
+    """The file's text with every changed leaf and comment replaced.
+
+    With ``metadata_text`` the ``sops`` block is appended to every document
+    (encryption); without it, existing ``sops`` blocks are removed (decryption).
+    """
+    text = yaml_file.text
+    edits: list[tuple[int, int, str]] = []
+    position = 0
+    for span in yaml_file.spans:
+        kind = span[0]
+        if kind == _ALIAS:
+            _, start, end, flow, value, count = span
+            rendered, position = _render_alias(value, outputs, position, encrypting)
+            edits.append((start, end, rendered))
+            continue
+        out = outputs[position]
+        position += 1
+        if out is UNCHANGED:
+            continue
+        if kind == _COMMENT:
+            edits.append((span[1], span[2], "#" + out.text))
+            continue
+        _, start, end, flow, entry_col, style, prefix = span
+        if encrypting:
+            replacement = double_quoted(out) if flow else out
+            if style in ("|", ">"):
+                replacement += _block_trailer(text[start:end])
+            edits.append((start, end, prefix + replacement))
+            continue
+        if out.__class__ is Comment:
+            dash = text.rfind("-", 0, start)
+            if flow or dash == -1 or text[dash + 1 : start].strip():
+                continue
+            edits.append((dash, end, "#" + out.text))
+            continue
+        rendered = render_scalar(out, flow=flow, indent=" " * (entry_col + 2))
+        if style in ("|", ">"):
+            rendered += _block_trailer(text[start:end])
+        elif rendered.startswith("|") and end < len(text) and text[end] != "\n":
+            rendered += "\n"
+        edits.append((start, end, prefix + rendered))
+    if metadata_text is not None:
+        for doc_end in yaml_file.doc_ends:
+            before = text[:doc_end]
+            lead = "" if before.endswith("\n") or not before else "\n"
+            edits.append((doc_end, doc_end, lead + metadata_text))
+    else:
+        for start, end in yaml_file.meta_ranges:
+            edits.append((start, end, ""))
+    edits.sort(key=lambda edit: (edit[0], edit[1]))
+    pieces: list[str] = []
+    cursor = 0
+    for start, end, replacement in edits:
+        if start < cursor:
+            continue
+        pieces.append(text[cursor:start])
+        pieces.append(replacement)
+        cursor = end
+    pieces.append(text[cursor:])
+    result = "".join(pieces)
+    if metadata_text is None and not result.strip():
+        return "{}\n"
+    return result
+
+
+def emit(documents: list[dict[Any, Any]], metadata: dict[str, Any] | None = None, indent: int = 4) -> str:
+    """Write whole documents with the block emitter (``sops`` block appended to each)."""
+    parts = []
+    for document in documents:
+        tree = dict(document)
+        if metadata is not None:
+            tree["sops"] = metadata
+        parts.append(emit_document(tree, indent))
+    return "---\n".join(parts)

@@ -1,0 +1,291 @@
+"""Walking a tree: which leaves are encrypted (the seven sops rules), their AAD, and the MAC.
+
+The walk order is sops's: depth first, document order, documents in sequence;
+null leaves are skipped entirely; comments are leaves at their container's path
+but never part of the MAC.  One :class:`Walker` encrypts or decrypts a sequence of
+documents and accumulates the MAC over them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .cipher import Cipher
+from .codec import from_plaintext, is_enc, to_plaintext
+from .errors import ConflictingParameters, TreeDecryptError, TreeEncryptError
+from .tree import Comment
+
+RULE_FIELDS = (
+    "unencrypted_suffix",
+    "encrypted_suffix",
+    "unencrypted_regex",
+    "encrypted_regex",
+    "unencrypted_comment_regex",
+    "encrypted_comment_regex",
+)
+
+#: SHA-256("sops"), fed first to the MAC when ``mac_only_encrypted`` is set (matches sops)
+MAC_ONLY_ENCRYPTED_INIT = bytes.fromhex("8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69")
+
+
+class _Unchanged:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+#: a walk output meaning "this leaf's text stays as it is"
+UNCHANGED: Any = _Unchanged()
+
+
+@dataclass(frozen=True)
+class EncryptionRule:
+    """At most one of the six sops rules, plus ``mac_only_encrypted``."""
+
+    kind: str = "unencrypted_suffix"
+    value: str = "_unencrypted"
+    mac_only_encrypted: bool = False
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any], *, default: bool = True) -> EncryptionRule:
+        """Build from a mapping holding at most one of :data:`RULE_FIELDS`."""
+        given = [name for name in RULE_FIELDS if fields.get(name)]
+        if len(given) > 1:
+            raise ConflictingParameters(
+                "cannot use more than one of " + ", ".join(given)
+            )
+        mac_only = bool(fields.get("mac_only_encrypted"))
+        if given:
+            value = fields[given[0]]
+            if not isinstance(value, str):
+                raise ConflictingParameters(f"{given[0]} must be a string")
+            return cls(given[0], value, mac_only)
+        if default:
+            return cls("unencrypted_suffix", "_unencrypted", mac_only)
+        return cls("", "", mac_only)
+
+    @property
+    def is_comment_rule(self) -> bool:
+        return self.kind.endswith("comment_regex")
+
+    def key_matcher(self) -> Callable[[str], bool]:
+        if self.kind.endswith("suffix"):
+            suffix = self.value
+            return lambda key: key.endswith(suffix)
+        pattern = re.compile(self.value)
+        return lambda key: pattern.search(key) is not None
+
+    @property
+    def encrypts_when_matched(self) -> bool:
+        """True for the ``encrypted_*`` rules, False for ``unencrypted_*``."""
+        return self.kind.startswith("encrypted")
+
+
+class Walker:
+    """Encrypts or decrypts documents under one rule and one cipher, computing the MAC.
+
+    When ``outputs`` is a list, every visited leaf (comments included) appends its
+    result in walk order: the new text or value, or :data:`UNCHANGED`.  Stores that
+    splice text (YAML) consume that list.
+    """
+
+    def __init__(self, cipher: Cipher, rule: EncryptionRule, outputs: list[Any] | None = None) -> None:
+        self.cipher = cipher
+        self.rule = rule
+        self.outputs = outputs
+        self.mac_only = rule.mac_only_encrypted
+        self.hasher = hashlib.sha512()
+        if self.mac_only:
+            self.hasher.update(MAC_ONLY_ENCRYPTED_INIT)
+        self._comment_rule = rule.is_comment_rule
+        self._match: Callable[[str], bool] = (lambda key: False)
+        self._comment_pattern: re.Pattern[str] | None = None
+        if self._comment_rule:
+            self._comment_pattern = re.compile(rule.value)
+        elif rule.kind:
+            self._match = rule.key_matcher()
+        self._encrypt_when_matched = rule.encrypts_when_matched
+        self._stack: list[list[str]] = []
+
+    # -- the rules -------------------------------------------------------------------
+
+    def _encrypted(self, matched: bool, is_comment: bool) -> bool:
+        if not self._comment_rule:
+            return matched if self._encrypt_when_matched else not matched
+        assert self._comment_pattern is not None
+        search = self._comment_pattern.search
+        if self._encrypt_when_matched:
+            # matches sops: a comment does not count for itself
+            skip_last = is_comment
+            for level_index, level in enumerate(self._stack):
+                last = level_index == len(self._stack) - 1
+                items = level[:-1] if (skip_last and last) else level
+                if any(search(text) for text in items):
+                    return True
+            return False
+        return not any(search(text) for level in self._stack for text in level)
+
+    def _note_comment(self, text: str) -> None:
+        if self._comment_rule and self._stack:
+            self._stack[-1].append(text)
+
+    def _entry_done(self) -> None:
+        if self._comment_rule and self._stack:
+            self._stack[-1].clear()
+
+    def _hash(self, data: bytes, encrypted: bool) -> None:
+        if encrypted or not self.mac_only:
+            self.hasher.update(data)
+
+    def mac_hex(self) -> str:
+        return self.hasher.hexdigest().upper()
+
+    # -- encryption ------------------------------------------------------------------
+
+    def encrypt_document(self, document: dict[Any, Any]) -> dict[Any, Any]:
+        self._stack = []
+        result: dict[Any, Any] = self._encrypt_node(document, "", False)
+        return result
+
+    def _encrypt_node(self, node: Any, prefix: str, matched: bool) -> Any:
+        cls = node.__class__
+        if cls is dict:
+            out: dict[Any, Any] = {}
+            if self._comment_rule:
+                self._stack.append([])
+            for key, value in node.items():
+                if key.__class__ is Comment:
+                    out[self._encrypt_comment(key, prefix, matched)] = None
+                    continue
+                if key.__class__ is not str:
+                    where = prefix or "the top level"
+                    raise TreeEncryptError(f"tree contains a non-string key ({type(key).__name__}) at '{where}'")
+                out[key] = self._encrypt_node(value, prefix + key + ":", matched or self._match(key))
+                self._entry_done()
+            if self._comment_rule:
+                self._stack.pop()
+            return out
+        if cls is list:
+            items: list[Any] = []
+            if self._comment_rule:
+                self._stack.append([])
+            for item in node:
+                if item.__class__ is Comment:
+                    items.append(self._encrypt_comment(item, prefix, matched))
+                    continue
+                items.append(self._encrypt_node(item, prefix, matched))
+                self._entry_done()
+            if self._comment_rule:
+                self._stack.pop()
+            return items
+        if node is None:
+            return None
+        plaintext, type_tag = to_plaintext(node)
+        encrypted = self._encrypted(matched, False)
+        self._hash(plaintext, encrypted)
+        if not encrypted:
+            if self.outputs is not None:
+                self.outputs.append(UNCHANGED)
+            return node
+        sealed = self.cipher.seal(plaintext, prefix or ":", type_tag)
+        if self.outputs is not None:
+            self.outputs.append(sealed if sealed else UNCHANGED)
+        return sealed
+
+    def _encrypt_comment(self, comment: Comment, prefix: str, matched: bool) -> Comment:
+        self._note_comment(comment.text)
+        if not comment.text or not self._encrypted(matched, True):
+            if self.outputs is not None:
+                self.outputs.append(UNCHANGED)
+            return comment
+        sealed = Comment(self.cipher.seal(comment.text.encode("utf-8", "surrogateescape"), prefix or ":", "comment"))
+        if self._comment_pattern is not None and self._comment_pattern.search(sealed.text):
+            raise TreeEncryptError("an encrypted comment would match the comment regex; choose a stricter regex")
+        if self.outputs is not None:
+            self.outputs.append(sealed)
+        return sealed
+
+    # -- decryption ------------------------------------------------------------------
+
+    def decrypt_document(self, document: dict[Any, Any]) -> dict[Any, Any]:
+        self._stack = []
+        result: dict[Any, Any] = self._decrypt_node(document, "", False, ())
+        return result
+
+    def _decrypt_node(self, node: Any, prefix: str, matched: bool, ancestors: tuple[str, ...]) -> Any:
+        cls = node.__class__
+        if cls is dict:
+            out: dict[Any, Any] = {}
+            if self._comment_rule:
+                self._stack.append([])
+            inner = ancestors + (prefix,)
+            for key, value in node.items():
+                if key.__class__ is Comment:
+                    out[self._decrypt_comment(key, prefix, matched, ancestors)] = None
+                    continue
+                out[key] = self._decrypt_node(value, prefix + key + ":", matched or self._match(key), inner)
+                self._entry_done()
+            if self._comment_rule:
+                self._stack.pop()
+            return out
+        if cls is list:
+            items: list[Any] = []
+            if self._comment_rule:
+                self._stack.append([])
+            for item in node:
+                if item.__class__ is Comment:
+                    items.append(self._decrypt_comment(item, prefix, matched, ancestors))
+                    continue
+                items.append(self._decrypt_node(item, prefix, matched, ancestors))
+                self._entry_done()
+            if self._comment_rule:
+                self._stack.pop()
+            return items
+        if node is None:
+            return None
+        encrypted = self._encrypted(matched, False)
+        if not encrypted:
+            self._hash(to_plaintext(node)[0], False)
+            if self.outputs is not None:
+                self.outputs.append(UNCHANGED)
+            return node
+        if cls is not str:
+            raise TreeDecryptError(f"expected an encrypted value at '{prefix or ':'}' but found a {type(node).__name__}")
+        if not node:
+            if self.outputs is not None:
+                self.outputs.append(UNCHANGED)
+            return node
+        if not is_enc(node):
+            raise TreeDecryptError(f"the value at '{prefix or ':'}' is not encrypted (expected ENC[AES256_GCM,...])")
+        plaintext, type_tag = self.cipher.open(node, prefix or ":")
+        value = from_plaintext(plaintext, type_tag)
+        if value.__class__ is not Comment:  # matches sops 3.11: a decrypted comment is not hashed
+            self._hash(plaintext if type_tag == "str" else to_plaintext(value)[0], True)
+        if self.outputs is not None:
+            self.outputs.append(value)
+        return value
+
+    def _decrypt_comment(self, comment: Comment, prefix: str, matched: bool, ancestors: tuple[str, ...]) -> Comment:
+        self._note_comment(comment.text)
+        text = comment.text
+        if not is_enc(text) or not self._encrypted(matched, True):
+            if self.outputs is not None:
+                self.outputs.append(UNCHANGED)
+            return comment
+        # matches sops: a comment that does not decrypt is kept as it stands.  Other
+        # container paths are tried too, since YAML layouts can place a comment
+        # differently from where the writer filed it.
+        for aad in (prefix or ":",) + tuple(a or ":" for a in reversed(ancestors)):
+            opened = self.cipher.try_open(text, aad)
+            if opened is not None and opened[1] == "comment":
+                result = Comment(opened[0].decode("utf-8", "surrogateescape"))
+                if self.outputs is not None:
+                    self.outputs.append(result)
+                return result
+        if self.outputs is not None:
+            self.outputs.append(UNCHANGED)
+        return comment
