@@ -47,9 +47,12 @@ class EmitError(SopsError):
 
 
 class ConfigError(SopsError):
-    """A config or policy file is malformed (sops: ErrorReadingConfig)."""
+    """A config or policy file is malformed.
 
-    exit_code = 5
+    sops defines ErrorReadingConfig (5) but exits 1 for every config problem; we match what it does.
+    """
+
+    exit_code = 1
 
 
 class EncryptionContextError(SopsError):
@@ -99,7 +102,9 @@ class MacMismatch(SopsError):
 
 
 class ConfigNotFound(SopsError):
-    exit_code = 61
+    """An explicit ``--config`` file does not exist (sops exits 1, not ConfigFileNotFound 61)."""
+
+    exit_code = 1
 
 
 class InvalidTreePath(SopsError):
@@ -115,13 +120,15 @@ class EmptyDocument(SopsError):
 
 
 class NoFileSpecified(SopsError):
+    """The input file does not exist (sops exits 100 for it)."""
+
     exit_code = 100
 
 
 class NoEncryptionKey(SopsError):
-    """No recipient was given or configured (sops: NoEncryptionKeyFound)."""
+    """No recipient was given or configured (sops exits 1 here, not NoEncryptionKeyFound 111)."""
 
-    exit_code = 111
+    exit_code = 1
 
 
 class DataKeyError(SopsError):
