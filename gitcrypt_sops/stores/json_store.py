@@ -116,7 +116,7 @@ def load(data: bytes) -> dict[str, Any]:
         where = _locate(text, _CONSTANT_TOKEN, lambda _t: True)
         raise InputError(f"invalid JSON{where}: NaN and Infinity are not JSON values") from None
     except _BadNumber:
-        where = _locate(text, _NUMBER_TOKEN, lambda t: float(t) in (_INF, -_INF))
+        where = _locate(text, _NUMBER_TOKEN, _is_infinite_float)
         raise InputError(f"invalid JSON{where}: number out of the float64 range") from None
     except json.JSONDecodeError as exc:
         if not text.strip(_WS):
@@ -137,6 +137,10 @@ def load(data: bytes) -> dict[str, Any]:
 
 
 _INF = float("inf")
+
+
+def _is_infinite_float(token: str) -> bool:
+    return not token.lstrip("-").isdigit() and float(token) in (_INF, -_INF)
 
 
 def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
@@ -190,7 +194,7 @@ def _duplicate_message(text: str) -> str:
     if found is None:  # pragma: no cover - the fast parse saw one
         return "duplicate key in a JSON object"
     path, marker = found
-    where = f"at {path_text(path)}" if path else "at the top level"
+    where = f"at {_path_text(path)}" if path else "at the top level"
     return f"duplicate key {_quote(marker.key)} in a JSON object {where}"
 
 
@@ -222,7 +226,7 @@ def _replace_lone_surrogates(value: Any, path: list[str | int]) -> Any:
         for k, v in value.items():
             key = _SURROGATES.sub("\ufffd", k)
             if key in out:
-                where = f"at {path_text(path)}" if path else "at the top level"
+                where = f"at {_path_text(path)}" if path else "at the top level"
                 raise InputError(f"duplicate key {_quote(key)} in a JSON object {where}")
             out[key] = _replace_lone_surrogates(v, [*path, key])
         return out
@@ -233,7 +237,7 @@ def _quote(key: str) -> str:
     return json.dumps(key, ensure_ascii=False)
 
 
-def path_text(path: list[str | int]) -> str:
+def _path_text(path: list[str | int]) -> str:
     """A key path in sops's ``--extract`` notation: ``["a"][0]["b"]``."""
     return "".join(f"[{p}]" if p.__class__ is int else f"[{_quote(str(p))}]" for p in path)
 
@@ -438,7 +442,7 @@ def _emit(value: Any, step: str) -> str:
         else:
             _emit_other(value, "", step, out.append)
     except _Unwritable as exc:
-        where = path_text(exc.path[::-1])
+        where = _path_text(exc.path[::-1])
         raise EmitError(f"cannot write {exc.what} as JSON" + (f" at {where}" if where else "")) from None
     except RecursionError:
         raise EmitError("cannot write JSON: the document is nested too deeply") from None

@@ -58,6 +58,8 @@ class YamlFile:
     metadata: Any = None
     has_metadata: bool = False
     spliceable: bool = True
+    #: block scalar start -> the comment on its header line
+    header_comments: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def _line_start(text: str, index: int) -> int:
@@ -83,6 +85,10 @@ class _Loader:
         self.root_pending: list[tuple[Comment, tuple[Any, ...]]] = []
         self.meta_start = -1
         self.meta_depth = -1
+        #: the flow collection that ended last, and the line of its closing bracket
+        self.last_flow: tuple[_Frame, int] | None = None
+        #: block scalar start -> (start, end) of a comment on its header line
+        self.header_comments: dict[int, tuple[int, int]] = {}
 
     # -- comments -------------------------------------------------------------------
 
@@ -111,9 +117,17 @@ class _Loader:
         span = (_COMMENT, start, end)
         if frames and any(f.capture for f in frames):
             return
+        if frames and next_event.start_mark.index <= start and next_event.__class__.__name__ in (
+            "MappingStartEvent", "SequenceStartEvent"
+        ):
+            self._insert(frames[-1], comment, span)
+            return
+        line = self.text.count("\n", 0, start) if trailing else -1
+        if trailing and self.last_flow is not None and self.last_flow[1] == line:
+            self._insert(self.last_flow[0], comment, span)
+            return
         if trailing and frames:
             frame = frames[-1]
-            line = self.text.count("\n", 0, start)
             if frame.pending is not None and frame.pending[3] == line:
                 self._insert(frame, comment, span, before_pending=True)
             else:
@@ -121,25 +135,59 @@ class _Loader:
             return
         kind = next_event.__class__.__name__
         if kind in ("MappingStartEvent", "SequenceStartEvent") and not next_event.flow_style:
-            if column >= next_event.end_mark.column:
-                if frames:
-                    frames[-1].pending_comments.append((comment, span))
-                else:
-                    self.root_pending.append((comment, span))
-                return
+            # matches yaml.v3: a comment between a key and its block value is the value's head comment
+            if frames:
+                frames[-1].pending_comments.append((comment, span))
+            else:
+                self.root_pending.append((comment, span))
+            return
         top = len(frames)
         closing = len(self.closing)
         for index in range(top - 1, top - 1 - closing, -1):
             if index < 0:
                 break
             frame = frames[index]
-            if column >= frame.entry_col or index == 0:
+            if index == 0 or self._takes_foot_comment(frame, index, column, innermost=index == top - 1):
                 self._insert(frame, comment, span)
                 return
         if top - closing > 0:
             self._insert(frames[top - closing - 1], comment, span)
         else:
             self.root_pending.append((comment, span))
+
+    def _header_comment(self, event: Any) -> None:
+        """A comment on a block scalar's header line (``key: | # note``)."""
+        text = self.text
+        start = event.start_mark.index
+        line_end = text.find("\n", start, event.end_mark.index)
+        if line_end == -1:
+            return
+        index = text.find(" #", start, line_end)
+        if index == -1 or (self.frames and self.frames[-1].capture):
+            return
+        end = line_end - 1 if text[line_end - 1] == "\r" else line_end
+        frame = self.frames[-1]
+        span = (_COMMENT, index + 1, end)
+        self.header_comments[event.start_mark.index] = (index + 1, end)
+        self._insert(frame, Comment(text[index + 2 : end]), span, before_pending=frame.pending is not None)
+
+    def _takes_foot_comment(self, frame: _Frame, index: int, column: int, innermost: bool) -> bool:
+        """Whether a comment after the end of ``frame``'s block belongs to it (yaml.v3's foot comments).
+
+        Inside the block's own indentation it does.  The innermost block that ended
+        also takes a comment at its owner's column (the key's, or after the dash of
+        a sequence item) when its parent's block ends too; a sequence further out
+        never takes one at its dash column.  Checked against sops 3.11 on the cases
+        in tests/data/yaml_comment_cases.json.
+        """
+        if column > frame.entry_col or (frame.is_map and column == frame.entry_col):
+            return True
+        if innermost and column == frame.entry_col:
+            return True
+        if innermost and index > 0 and index - 1 >= len(self.frames) - len(self.closing):
+            parent = self.frames[index - 1]
+            return column >= parent.entry_col if parent.is_map else column > parent.entry_col
+        return False
 
     # -- building the tree ----------------------------------------------------------
 
@@ -202,7 +250,15 @@ class _Loader:
     def _open(self, event: Any, is_map: bool) -> None:
         container: Any = {} if is_map else []
         flow = bool(event.flow_style)
-        entry_col = event.end_mark.column if not flow else event.start_mark.column
+        if flow:
+            entry_col = event.start_mark.column
+        elif is_map:
+            entry_col = event.end_mark.column
+        else:
+            # the first "-": libyaml's start event ends at the dash, or right after it
+            end = event.end_mark.index
+            after_dash = end > event.start_mark.index and self.text[end - 1] == "-"
+            entry_col = event.end_mark.column - 1 if after_dash else event.end_mark.column
         parent = self.frames[-1] if self.frames else None
         capture = bool(parent and (parent.capture or (self.meta_depth == 1 and len(self.frames) == 1)))
         frame = _Frame(is_map, container, entry_col, flow, capture)
@@ -273,7 +329,14 @@ class _Loader:
                 if self.meta_depth == 2:
                     self.meta_ranges.append((self.meta_start, start))
                     self.meta_depth = -1
+                if kind not in ("MappingEndEvent", "SequenceEndEvent", "DocumentEndEvent"):
+                    self.last_flow = None
                 self._event(kind, event)
+                if kind in ("MappingStartEvent", "SequenceStartEvent") and event.end_mark.index > start:
+                    # comments after an anchor or tag belong to the new collection
+                    self._comments_in(start, event.end_mark.index, event)
+                elif kind == "ScalarEvent" and event.style in ("|", ">"):
+                    self._header_comment(event)
                 if event.end_mark.index > self.last_pos:
                     self.last_pos = event.end_mark.index
         except yaml.MarkedYAMLError as error:
@@ -294,7 +357,9 @@ class _Loader:
         elif kind == "SequenceStartEvent":
             self._open(event, False)
         elif kind in ("MappingEndEvent", "SequenceEndEvent"):
+            closed = self.frames[-1]
             self._close(event.end_mark.index)
+            self.last_flow = (closed, event.end_mark.line)
         elif kind == "AliasEvent":
             self._alias(event)
         elif kind == "DocumentEndEvent":
@@ -396,7 +461,7 @@ def load(data: bytes, *, want_metadata: bool) -> YamlFile:
         loader.meta_ranges.append((loader.meta_start, len(text)))
     return YamlFile(
         text, loader.documents, loader.spans, loader.doc_ends, loader.meta_ranges,
-        loader.metadata, loader.has_metadata, loader.spliceable,
+        loader.metadata, loader.has_metadata, loader.spliceable, loader.header_comments,
     )
 
 
@@ -436,6 +501,7 @@ def splice(yaml_file: YamlFile, outputs: list[Any], *, encrypting: bool, metadat
     """
     text = yaml_file.text
     edits: list[tuple[int, int, str]] = []
+    comment_edits: dict[int, tuple[int, str]] = {}
     position = 0
     for span in yaml_file.spans:
         kind = span[0]
@@ -449,12 +515,16 @@ def splice(yaml_file: YamlFile, outputs: list[Any], *, encrypting: bool, metadat
         if out is UNCHANGED:
             continue
         if kind == _COMMENT:
-            edits.append((span[1], span[2], "#" + out.text))
+            comment_edits[span[1]] = (span[2], "#" + out.text)
             continue
         _, start, end, flow, entry_col, style, prefix = span
         if encrypting:
             replacement = double_quoted(out) if flow else out
             if style in ("|", ">"):
+                header = yaml_file.header_comments.get(start)
+                if header is not None:
+                    edited = comment_edits.pop(header[0], None)
+                    replacement += " " + (edited[1] if edited else text[header[0] : header[1]])
                 replacement += _block_trailer(text[start:end])
             edits.append((start, end, prefix + replacement))
             continue
@@ -465,11 +535,16 @@ def splice(yaml_file: YamlFile, outputs: list[Any], *, encrypting: bool, metadat
             edits.append((dash, end, "#" + out.text))
             continue
         rendered = render_scalar(out, flow=flow, indent=" " * (entry_col + 2))
+        if rendered.startswith("|"):
+            line_end = text.find("\n", end)
+            if text[end : len(text) if line_end == -1 else line_end].strip():
+                rendered = double_quoted(out)  # a comment follows on this line
         if style in ("|", ">"):
             rendered += _block_trailer(text[start:end])
         elif rendered.startswith("|") and end < len(text) and text[end] != "\n":
             rendered += "\n"
         edits.append((start, end, prefix + rendered))
+    edits.extend((start, end, replacement) for start, (end, replacement) in comment_edits.items())
     if metadata_text is not None:
         for doc_end in yaml_file.doc_ends:
             before = text[:doc_end]
