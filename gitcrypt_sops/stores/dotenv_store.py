@@ -47,8 +47,9 @@ def _fail(text: str, line: str, key: str) -> None:
     """Raise the error for ``line`` (slow path: only runs once, to find line numbers)."""
     lines = text.split("\n")
     if "=" not in line:
-        number = next(i for i, candidate in enumerate(lines, 1) if candidate and candidate[0] != "#"
-                      and "=" not in candidate)
+        number = next(
+            i for i, candidate in enumerate(lines, 1) if candidate and candidate[0] != "#" and "=" not in candidate
+        )
         raise InputError(f"invalid dotenv input: line {number} has no '='")
     seen: dict[str, int] = {}
     for number, candidate in enumerate(lines, 1):

@@ -51,7 +51,7 @@ def extract_metadata(fmt: str, tree: dict[Any, Any]) -> tuple[dict[str, Any] | N
             return None, False
         for key in keys:
             value = tree.pop(key)
-            flat[key[len(DOTENV_PREFIX):]] = value if isinstance(value, str) else go_value_string(value)
+            flat[key[len(DOTENV_PREFIX) :]] = value if isinstance(value, str) else go_value_string(value)
     elif fmt == "ini":
         if INI_SECTION not in tree:
             return None, False

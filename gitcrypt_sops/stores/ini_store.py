@@ -10,9 +10,10 @@ AAD is ``section:``.
 Reading (go-ini defaults): ``=`` or ``:`` separates key and value; keys and values are
 trimmed; a ``#`` or ``;`` anywhere in an unquoted value starts an inline comment;
 surrounding double or single quotes are removed; three double quotes or a backquote
-quote a value (three double quotes may span lines); a trailing ``\\`` continues a value on the next line; a
-key ``-`` gets an automatic name ``#1``, ``#2``…; comment lines before a header or
-key (plus an inline comment) become one comment, lines joined with newlines, the
+quote a value (three double quotes may span lines); a trailing ``\\`` continues a
+value on the next line; a key ``-`` gets an automatic name ``#1``, ``#2``… (which sops
+then writes as a comment line: a sops bug we reproduce); comment lines before a header
+or key (plus an inline comment) become one comment, lines joined with newlines, the
 leading ``;``/``#`` and spaces of the first line removed.  A repeated key keeps its
 first position and takes the last value and comment.
 
@@ -30,6 +31,7 @@ comes first is written back without that header.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import EmitError, InputError
@@ -41,8 +43,10 @@ __all__ = ["DEFAULT_SECTION", "dump", "load"]
 DEFAULT_SECTION = "DEFAULT"
 
 #: Go's unicode.IsSpace (strings.TrimSpace); Python's str.strip() also strips \x1c-\x1f
-_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
-         "\u2028\u2029\u202f\u205f\u3000"
+_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 _DELIMITERS = "=:"
 
 
@@ -50,10 +54,13 @@ def _trim(text: str) -> str:
     return text.strip(_SPACE)
 
 
+_FINDERS = {chars: re.compile("[" + re.escape(chars) + "]").search for chars in ("#;", "=:")}
+
+
 def _first_of(text: str, chars: str, start: int = 0) -> int:
-    """Index of the first of ``chars`` in ``text`` at or after ``start``, or -1."""
-    found = [i for i in (text.find(c, start) for c in chars) if i >= 0]
-    return min(found) if found else -1
+    """Index of the first of ``chars`` (``"#;"`` or ``"=:"``) in ``text`` at or after ``start``, or -1."""
+    found = _FINDERS[chars](text, start)
+    return found.start() if found else -1
 
 
 class _Section:
