@@ -202,10 +202,9 @@ def to_json(root: Map) -> str:
 
 # ----------------------------------------------------------- value makers
 
-_WORDS = (
-    "payments billing orders catalog search users auth gateway ledger invoice shipping inventory notify reports audit "
-    "metrics profile checkout cart pricing media upload session tokens fraud risk loyalty support chat"
-).split()
+_WORDS = ["payments", "billing", "orders", "catalog", "search", "users", "auth", "gateway", "ledger", "invoice"]
+_WORDS += ["shipping", "inventory", "notify", "reports", "audit", "metrics", "profile", "checkout", "cart"]
+_WORDS += ["pricing", "media", "upload", "session", "tokens", "fraud", "risk", "loyalty", "support", "chat"]
 _TEAMS = ["core", "platform", "growth", "data", "infra", "security", "mobile", "web"]
 _NOTES = (
     "rotate quarterly",

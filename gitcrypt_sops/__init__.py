@@ -32,8 +32,8 @@ def __getattr__(name: str) -> Any:
         from . import facade
 
         return getattr(facade, name)
-    if name == "errors":
-        from . import errors
+    if name in ("api", "errors", "facade", "paths", "tree"):
+        import importlib
 
-        return errors
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(name)

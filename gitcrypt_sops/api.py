@@ -9,16 +9,17 @@ unwrapped through the providers; a store writes the result.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any
 
-from . import datakey, metadata as metadata_mod
+from . import datakey
+from . import metadata as metadata_mod
 from .cipher import Cipher, DataKey, StashKey
 from .errors import (
     EmptyDocument,
     InputError,
-    MacDecryptError,
     MacMismatch,
     MetadataNotFound,
     SopsError,
@@ -164,7 +165,7 @@ def _emit_encrypted(
 
         meta_tree = metadata_mod.to_tree(meta, empty_list=[])
         if source is not None and source.yaml_file is not None and source.yaml_file.spliceable and outputs is not None:
-            block = emit_document({"sops": meta_tree}, 4)
+            block = emit_document({"sops": meta_tree}, options.yaml_indent)
             return yaml_store.splice(source.yaml_file, outputs, encrypting=True, metadata_text=block).encode()
         return yaml_store.emit(documents, meta_tree, options.yaml_indent).encode()
     if fmt in ("json", "binary"):
@@ -284,7 +285,8 @@ def verify_mac(meta: Metadata, key: DataKey, computed: str) -> None:
     try:
         stored, type_tag = Cipher(key).open(meta.mac, meta.mac_aad)
     except TreeDecryptError:
-        raise MacDecryptError("could not decrypt the MAC: the file or its lastmodified was altered") from None
+        # matches sops: a MAC that does not decrypt is reported as a mismatch (exit 51)
+        raise MacMismatch("MAC mismatch: the MAC or lastmodified was altered") from None
     if not hmac.compare_digest(stored, computed.encode()):
         raise MacMismatch("MAC mismatch: the file was modified outside the tool or is corrupt")
 
@@ -299,11 +301,16 @@ def decrypt_bytes(
     decryption_order: Sequence[str] = datakey.DEFAULT_DECRYPTION_ORDER,
     yaml_indent: int = 4,
     json_indent: int | None = None,
+    keep_layout: bool = True,
 ) -> bytes:
-    """Decrypt an encrypted file's bytes into plaintext in ``output_fmt`` (default: ``fmt``)."""
+    """Decrypt an encrypted file's bytes into plaintext in ``output_fmt`` (default: ``fmt``).
+
+    YAML keeps the file's own layout unless ``keep_layout`` is False (``--indent``).
+    """
     out_fmt = output_fmt or fmt
     parsed = parse(data, fmt, encrypted=True)
-    splice = out_fmt == "yaml" and parsed.yaml_file is not None and parsed.yaml_file.spliceable and extract is None
+    splice = (keep_layout and out_fmt == "yaml" and parsed.yaml_file is not None
+              and parsed.yaml_file.spliceable and extract is None)
     result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order, keep_outputs=splice)
     if extract is not None:
         return extract_value(result.documents[0], extract, out_fmt, yaml_indent, json_indent)
@@ -329,21 +336,28 @@ def extract_value(document: dict[Any, Any], path_text: str, fmt: str, yaml_inden
         from .stores.yaml_emit import emit_value
 
         return emit_value(value, yaml_indent).encode()
-    if value is None:
-        return b"null"
     if isinstance(value, bytes):
         return value
     if isinstance(value, Comment):
         return value.text.encode()
     if value.__class__ is str:
         return value.encode("utf-8", "surrogateescape")
-    from .stores.yaml_scalars import render_scalar
+    if fmt == "json":
+        from .stores import json_store
 
-    if value.__class__ is float and fmt == "json":
-        from .stores.json_store import go_float_json
+        return json_store.dump_value(value, json_indent)
+    # matches sops: other scalars go through go-yaml's encoder, which ends the line
+    from .codec import go_float_g, go_time_text
 
-        return go_float_json(value).encode()
-    return render_scalar(value).encode()
+    if value is None:
+        return b"null\n"
+    if value.__class__ is bool:
+        return b"true\n" if value else b"false\n"
+    if value.__class__ is float:
+        return go_float_g(value).encode() + b"\n"
+    if isinstance(value, datetime):
+        return go_time_text(value).encode() + b"\n"
+    return str(value).encode() + b"\n"
 
 
 def decrypt_data(
@@ -360,17 +374,17 @@ def check_not_empty(data: bytes) -> None:
 
 
 __all__ = [
-    "EncryptOptions",
     "Decrypted",
+    "EncryptOptions",
     "Parsed",
     "SopsError",
-    "parse",
-    "encrypt_bytes",
-    "encrypt_data",
-    "encrypt_parsed",
     "decrypt_bytes",
     "decrypt_data",
     "decrypt_parsed",
+    "encrypt_bytes",
+    "encrypt_data",
+    "encrypt_parsed",
     "extract_value",
+    "parse",
     "read_metadata",
 ]

@@ -54,12 +54,39 @@ def go_float_plain(value: float) -> str:
     return text
 
 
+def go_float_g(value: float) -> str:
+    """Go ``strconv.FormatFloat(v, 'g', -1, 64)`` as go-yaml writes it (``.inf``, ``.nan``)."""
+    if value != value:
+        return ".nan"
+    if value in (float("inf"), float("-inf")):
+        return ".inf" if value > 0 else "-.inf"
+    if value == 0:
+        return "-0" if str(value).startswith("-") else "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    text_digits = "".join(map(str, digits))
+    count = len(text_digits)
+    point = count + int(exponent)  # digits before the decimal point
+    exp10 = point - 1
+    precision = 6
+    if precision > count and count >= point:
+        precision = count
+    prefix = "-" if sign else ""
+    if exp10 < -4 or exp10 >= precision:
+        mantissa = text_digits[0] + ("." + text_digits[1:] if count > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text_digits}"
+    if point >= count:
+        return prefix + text_digits + "0" * (point - count)
+    return f"{prefix}{text_digits[:point]}.{text_digits[point:]}"
+
+
 def go_time_text(value: datetime) -> str:
     """Go ``time.Time.MarshalText`` (RFC 3339 with nanoseconds, trailing zeros dropped)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     nanos = value.microsecond * 1000 + (value.nanosecond if isinstance(value, GoTime) else 0) % 1000
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if nanos:
         text += "." + f"{nanos:09d}".rstrip("0")
     offset = value.utcoffset() or timedelta(0)
@@ -128,7 +155,8 @@ def to_plaintext(value: Any) -> tuple[bytes, str]:
         return (b"True" if value else b"False"), "bool"  # matches sops: Python-sops casing
     if cls is int:
         if not INT64_MIN <= value <= INT64_MAX:
-            raise TreeEncryptError("integer outside the signed 64-bit range; quote it as a string")
+            # matches sops: a number beyond int64 is a float64 (3.11 and 3.13 alike)
+            return go_float_plain(float(value)).encode(), "float"
         return str(value).encode(), "int"
     if cls is float:
         return go_float_plain(value).encode(), "float"

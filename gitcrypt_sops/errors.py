@@ -113,6 +113,12 @@ class InvalidTreePath(SopsError):
     exit_code = 91
 
 
+class PathNotFound(InvalidTreePath):
+    """A well-formed path that names nothing in the tree (sops exits 1 here)."""
+
+    exit_code = 1
+
+
 class EmptyDocument(SopsError):
     """An empty input file (sops: NeedAtLeastOneDocument)."""
 

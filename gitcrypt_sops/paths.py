@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import InvalidTreePath
+from .errors import InvalidTreePath, PathNotFound
 from .tree import Comment
 
 
@@ -41,13 +41,13 @@ def lookup(tree: Any, steps: list[str | int]) -> Any:
         where = "".join(json.dumps(s, ensure_ascii=False) if isinstance(s, str) else str(s) for s in steps[: depth + 1])
         if isinstance(step, str):
             if node.__class__ is not dict or step not in node:
-                raise InvalidTreePath(f"component [{json.dumps(step, ensure_ascii=False)}] not found (at {where})")
+                raise PathNotFound(f"component [{json.dumps(step, ensure_ascii=False)}] not found (at {where})")
             node = node[step]
         else:
             if node.__class__ is not list:
-                raise InvalidTreePath(f"component [{step}] not found: not a list")
+                raise PathNotFound(f"component [{step}] not found: not a list")
             items = [item for item in node if item.__class__ is not Comment]
             if not -len(items) <= step < len(items):
-                raise InvalidTreePath(f"component [{step}] not found: index out of range")
+                raise PathNotFound(f"component [{step}] not found: index out of range")
             node = items[step]
     return node

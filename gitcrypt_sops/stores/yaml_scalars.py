@@ -27,10 +27,12 @@ _SPECIAL_FLOATS = {
 }
 _YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _GO_INT = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
+# matches yaml.v3: the layouts "2006-1-2T15:4:5.999999999Z07:00" (also with "t"),
+# "2006-1-2 15:4:5.999999999" (no zone) and "2006-1-2"
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:(?:[Tt]|[ \t]+)(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?"
-    r"(?:[ \t]*(Z|z|[-+]\d{1,2}(?::?\d{2})?))?)?$"
+    r"(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?(Z|[-+]\d{2}:\d{2}))"
+    r"|(?: +(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?))?$"
 )
 
 UINT64_MAX = 2**64 - 1
@@ -65,15 +67,16 @@ def parse_timestamp(text: str) -> datetime | None:
     match = _TIMESTAMP.match(text)
     if not match:
         return None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    year, month, day, hour, minute, second, fraction, zone, hour2, minute2, second2, fraction2 = match.groups()
+    if hour2 is not None:
+        hour, minute, second, fraction, zone = hour2, minute2, second2, fraction2, None
     try:
         tz: timezone = timezone.utc
-        if zone and zone not in "Zz":
+        if zone and zone != "Z":
             sign = -1 if zone[0] == "-" else 1
-            digits = zone[1:].replace(":", "")
-            hours = int(digits[:2]) if len(digits) > 2 else int(digits)
-            minutes = int(digits[2:]) if len(digits) > 2 else 0
-            tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+            tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+        if int(second or 0) > 59:
+            return None
         nanos = int((fraction or "0")[:9].ljust(9, "0"))
         value = GoTime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
                        nanos // 1000, tz)
@@ -111,27 +114,47 @@ def resolve_plain(text: str) -> Any:
                 return number
         if _YAML_FLOAT.match(plain):
             try:
-                return float(plain)
+                number_value = float(plain)
             except ValueError:
                 return text
+            # matches yaml.v3: a float that overflows float64 stays a string
+            return text if number_value in (math.inf, -math.inf) else number_value
         return text
     if first == "n" or first == "N" or first == "~":
         return None if text in _NULLS else text
     return text
 
 
+_TAG_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+    "null": (type(None),),
+    "timestamp": (datetime,),
+}
+
+
 def resolve_tagged(text: str, tag: str, plain: bool) -> Any:
-    """A scalar with an explicit tag (``!!str 1``, ``!!binary ...``, ``!custom x``)."""
-    short = tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+    """A scalar with an explicit tag (``!!str 1``, ``!!binary ...``, ``!custom x``).
+
+    Raises ValueError (naming the tag only) when the text does not fit the tag, as
+    go-yaml refuses ``!!bool yes``.
+    """
+    short = tag.removeprefix("tag:yaml.org,2002:")
     if short == "str":
         return text
     if short == "binary":
         try:
-            return base64.b64decode("".join(text.split())).decode("utf-8", "surrogateescape")
+            return base64.b64decode("".join(text.split()), validate=True).decode("utf-8", "surrogateescape")
         except (binascii.Error, ValueError):
-            return text
-    if short in ("int", "float", "bool", "null", "timestamp"):
+            raise ValueError("!!binary value contains invalid base64 data") from None
+    expected = _TAG_TYPES.get(short)
+    if expected is not None:
         value = resolve_plain(text)
+        if short == "timestamp" and value.__class__ is str:
+            value = parse_timestamp(text) or value
+        if not isinstance(value, expected) or (short != "bool" and value.__class__ is bool):
+            raise ValueError(f"a value does not fit its !!{short} tag")
         if short == "float" and value.__class__ is int:
             return float(value)
         return value
@@ -157,7 +180,31 @@ def plain_string_ok(text: str, flow: bool = False) -> bool:
     if text.startswith(("---", "...")):
         return False
     resolved = resolve_plain(text)
-    return resolved.__class__ is str and resolved == text and text not in ("<<", "=")
+    if resolved.__class__ is not str or resolved != text or text in ("<<", "="):
+        return False
+    return not _yaml11_typed(text)
+
+
+_YAML11_QUOTED = frozenset(("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"))
+
+
+#: go-yaml v3 quotes these YAML 1.1 booleans on output (its isOldBool list)
+_OLD_BOOLS = frozenset("y Y yes Yes YES n N no No NO on On ON off Off OFF".split())
+
+
+def _yaml11_typed(text: str) -> bool:
+    """True when a YAML 1.1 reader (PyYAML, Kubernetes) would not read ``text`` as a string.
+
+    Matches sops (go-yaml v3), which quotes such strings (``"yes"``, ``"1:20"``) on output.
+    """
+    if text in _OLD_BOOLS:
+        return True
+    from yaml.resolver import Resolver
+
+    for tag, pattern in Resolver.yaml_implicit_resolvers.get(text[0], ()):
+        if tag in _YAML11_QUOTED and pattern.match(text):
+            return True
+    return False
 
 
 def double_quoted(text: str) -> str:

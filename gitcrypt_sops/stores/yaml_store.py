@@ -87,6 +87,8 @@ class _Loader:
         self.meta_depth = -1
         #: the flow collection that ended last, and the line of its closing bracket
         self.last_flow: tuple[_Frame, int] | None = None
+        self.first_in_gap = True
+        self.blank_after = False
         #: block scalar start -> (start, end) of a comment on its header line
         self.header_comments: dict[int, tuple[int, int]] = {}
 
@@ -95,6 +97,7 @@ class _Loader:
     def _comments_in(self, start: int, end: int, next_event: Any) -> None:
         text = self.text
         find = text.find
+        self.first_in_gap = True
         index = find("#", start, end)
         while index != -1:
             if index > 0 and text[index - 1] not in " \t\n\r\ufeff":
@@ -108,7 +111,10 @@ class _Loader:
                 stop_text -= 1
             line_start = _line_start(text, index)
             trailing = text[line_start:index].strip() not in ("", "---")
+            following = text[stop + 1 : text.find("\n", stop + 1) if text.find("\n", stop + 1) != -1 else len(text)]
+            self.blank_after = stop < end and not following.strip()
             self._place_comment(index, stop_text, index - line_start, trailing, next_event)
+            self.first_in_gap = False
             index = find("#", stop, end)
 
     def _place_comment(self, start: int, end: int, column: int, trailing: bool, next_event: Any) -> None:
@@ -174,20 +180,22 @@ class _Loader:
     def _takes_foot_comment(self, frame: _Frame, index: int, column: int, innermost: bool) -> bool:
         """Whether a comment after the end of ``frame``'s block belongs to it (yaml.v3's foot comments).
 
-        Inside the block's own indentation it does.  The innermost block that ended
-        also takes a comment at its owner's column (the key's, or after the dash of
-        a sequence item) when its parent's block ends too; a sequence further out
-        never takes one at its dash column.  Checked against sops 3.11 on the cases
-        in tests/data/yaml_comment_cases.json.
+        Inside the block's own indentation it does (a sequence further out than the
+        innermost block needs more than its dash column).  The innermost block that
+        ended, when it is a mapping, also takes the first comment after it when that
+        is indented past its owner's column, or at its owner's column when the
+        parent mapping (not the document's root) ends too.  Checked
+        against sops 3.11 on the cases in tests/data/yaml_comment_cases.json.
         """
-        if column > frame.entry_col or (frame.is_map and column == frame.entry_col):
+        if column > frame.entry_col or (column == frame.entry_col and (frame.is_map or innermost)):
             return True
-        if innermost and column == frame.entry_col:
+        if not (innermost and frame.is_map and index > 0 and self.first_in_gap and not self.blank_after):
+            return False
+        parent = self.frames[index - 1]
+        if column > parent.entry_col:
             return True
-        if innermost and index > 0 and index - 1 >= len(self.frames) - len(self.closing):
-            parent = self.frames[index - 1]
-            return column >= parent.entry_col if parent.is_map else column > parent.entry_col
-        return False
+        parent_closing = index - 1 >= len(self.frames) - len(self.closing)
+        return parent_closing and parent.is_map and index - 1 > 0 and column == parent.entry_col
 
     # -- building the tree ----------------------------------------------------------
 
@@ -337,8 +345,7 @@ class _Loader:
                     self._comments_in(start, event.end_mark.index, event)
                 elif kind == "ScalarEvent" and event.style in ("|", ">"):
                     self._header_comment(event)
-                if event.end_mark.index > self.last_pos:
-                    self.last_pos = event.end_mark.index
+                self.last_pos = max(self.last_pos, event.end_mark.index)
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -374,7 +381,11 @@ class _Loader:
         style = event.style
         raw = event.value
         if event.tag and event.tag != "!":
-            value = resolve_tagged(raw, event.tag, not style)
+            try:
+                value = resolve_tagged(raw, event.tag, not style)
+            except ValueError as error:
+                mark = event.start_mark
+                raise InputError(f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {error}") from None
         elif style or event.tag == "!":
             value = raw
         else:
@@ -449,10 +460,11 @@ def load(data: bytes, *, want_metadata: bool) -> YamlFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("the YAML input is not valid UTF-8") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.strip():
+    text = text.removeprefix("\ufeff")
+    if not text:
         raise EmptyDocument("file cannot be completely empty")
+    if not text.strip():
+        raise InputError("the YAML input holds no document (only white space)")
     loader = _Loader(text, want_metadata)
     loader.run()
     if not loader.documents:
@@ -489,6 +501,14 @@ def _render_alias(value: Any, outputs: list[Any], position: int, encrypting: boo
 
 
 def _block_trailer(original: str) -> str:
+    """The line breaks a block scalar's span ends with, to keep the blank lines after it.
+
+    A keep-chomped block (``|+``) owns its trailing blank lines: they are part of
+    the value, so only the final line break stays in the text.
+    """
+    header = original[: original.find("\n")] if "\n" in original else original
+    if "+" in header.split("#", 1)[0]:
+        return "\n"
     stripped = original.rstrip(" \n\r")
     return "\n" * original[len(stripped):].count("\n")
 
