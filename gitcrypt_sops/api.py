@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,39 +30,49 @@ from .tree import Comment, strip_comments
 from .walk import EncryptionRule, Walker
 
 
-@dataclass
 class EncryptOptions:
     """Everything that decides how a plaintext document is encrypted."""
 
-    key_groups: Sequence[Sequence[Recipient]]
-    rule: EncryptionRule = field(default_factory=EncryptionRule)
-    shamir_threshold: int = 0
-    yaml_indent: int = 4
-    json_indent: int | None = None
+    __slots__ = ("key_groups", "rule", "shamir_threshold", "yaml_indent", "json_indent")
+
+    def __init__(self, key_groups: Sequence[Sequence[Recipient]], rule: EncryptionRule | None = None,
+                 shamir_threshold: int = 0, yaml_indent: int = 4, json_indent: int | None = None) -> None:
+        self.key_groups = key_groups
+        self.rule = rule if rule is not None else EncryptionRule()
+        self.shamir_threshold = shamir_threshold
+        self.yaml_indent = yaml_indent
+        self.json_indent = json_indent
 
 
-@dataclass
 class Parsed:
     """A document read by a store, before or after decryption."""
 
-    fmt: str
-    documents: list[dict[Any, Any]]
-    metadata_tree: Any = None
-    has_metadata: bool = False
-    yaml_file: Any = None  # stores.yaml_store.YamlFile when the input was YAML
+    __slots__ = ("fmt", "documents", "metadata_tree", "has_metadata", "yaml_file")
+
+    def __init__(self, fmt: str, documents: list[dict[Any, Any]], metadata_tree: Any = None,
+                 has_metadata: bool = False, yaml_file: Any = None) -> None:
+        self.fmt = fmt
+        self.documents = documents
+        self.metadata_tree = metadata_tree
+        self.has_metadata = has_metadata
+        #: stores.yaml_store.YamlFile when the input was YAML (used for splicing)
+        self.yaml_file = yaml_file
 
 
-@dataclass
 class Decrypted:
     """The result of decrypting: documents (comments kept), metadata and the data key."""
 
-    fmt: str
-    documents: list[dict[Any, Any]]
-    metadata: Metadata
-    data_key: DataKey
-    stash: dict[StashKey, bytes]
-    outputs: list[Any] | None = None
-    source: Parsed | None = None
+    __slots__ = ("fmt", "documents", "metadata", "data_key", "stash", "outputs", "source")
+
+    def __init__(self, fmt: str, documents: list[dict[Any, Any]], metadata: Metadata, data_key: DataKey,
+                 stash: dict[StashKey, bytes], outputs: list[Any] | None = None, source: Parsed | None = None) -> None:
+        self.fmt = fmt
+        self.documents = documents
+        self.metadata = metadata
+        self.data_key = data_key
+        self.stash = stash
+        self.outputs = outputs
+        self.source = source
 
     def data(self) -> Any:
         """Plain Python data: one document's dict, or a list for multi-document YAML."""

@@ -40,7 +40,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -657,7 +657,7 @@ def _recipients(config: Config, spec: RuleSpec, group: Sequence[RecipientSpec]) 
         if spec.aws_profile and not item.in_group:
             # matches sops: the rule's aws_profile applies to its single-group KMS keys
             parsed = [
-                replace(r, options=r.options + (("aws_profile", spec.aws_profile),))
+                r._replace(options=r.options + (("aws_profile", spec.aws_profile),))
                 if r.type_id == "kms" and r.option("aws_profile") is None
                 else r
                 for r in parsed

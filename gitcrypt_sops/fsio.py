@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from .errors import InputError, OutputError
 
@@ -35,8 +37,11 @@ def read_input(path: str | None) -> bytes:
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically, keeping the file's permissions."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    import tempfile
+
+    target = os.fspath(path)
+    directory = os.path.dirname(target) or "."
+    name = os.path.basename(target)
     try:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
@@ -45,7 +50,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise OutputError(f"{target}: cannot write ({error.strerror})") from None
     temp_name = None
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -89,6 +94,8 @@ def write_output(path: str | None, data: bytes) -> None:
 def private_dir(prefix: str = "gitcrypt-sops-") -> Iterator[Path]:
     """A 0700 temporary directory, removed with everything in it on exit."""
     import shutil
+    import tempfile
+    from pathlib import Path
 
     directory = tempfile.mkdtemp(prefix=prefix)
     os.chmod(directory, 0o700)

@@ -9,7 +9,6 @@ file round-trips even when this machine cannot use every recipient.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,18 +38,26 @@ class MetadataError(SopsError):
     exit_code = 1
 
 
-@dataclass
 class Metadata:
-    key_groups: list[list[Entry]]
-    lastmodified: str
-    mac: str
-    rule: EncryptionRule
-    version: str = SOPS_FORMAT_VERSION
-    shamir_threshold: int = 0
-    #: unknown top-level fields, kept verbatim
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: False for stores that never write a rule (binary)
-    write_rule: bool = True
+    """The ``sops`` block: key groups, MAC, rule, version; unknown fields kept in ``extra``."""
+
+    __slots__ = ("key_groups", "lastmodified", "mac", "rule", "version", "shamir_threshold", "extra", "write_rule")
+
+    def __init__(
+        self, key_groups: list[list[Entry]], lastmodified: str, mac: str, rule: EncryptionRule,
+        version: str = SOPS_FORMAT_VERSION, shamir_threshold: int = 0, extra: dict[str, Any] | None = None,
+        write_rule: bool = True,
+    ) -> None:
+        self.key_groups = key_groups
+        self.lastmodified = lastmodified
+        self.mac = mac
+        self.rule = rule
+        self.version = version
+        self.shamir_threshold = shamir_threshold
+        #: unknown top-level fields, kept verbatim
+        self.extra: dict[str, Any] = extra if extra is not None else {}
+        #: False for stores that never write a rule (binary)
+        self.write_rule = write_rule
 
     @property
     def mac_aad(self) -> str:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .cipher import Cipher
 from .codec import from_plaintext, is_enc, to_plaintext
@@ -43,8 +42,7 @@ class _Unchanged:
 UNCHANGED: Any = _Unchanged()
 
 
-@dataclass(frozen=True)
-class EncryptionRule:
+class EncryptionRule(NamedTuple):
     """At most one of the six sops rules, plus ``mac_only_encrypted``."""
 
     kind: str = "unencrypted_suffix"

@@ -165,8 +165,6 @@ def cli_recipients(args: argparse.Namespace) -> list[Any]:
 
 
 def kms_options(recipient: Any, args: argparse.Namespace) -> Any:
-    from dataclasses import replace
-
     from ..errors import EncryptionContextError
 
     options = dict(recipient.options)
@@ -180,7 +178,7 @@ def kms_options(recipient: Any, args: argparse.Namespace) -> Any:
                 raise EncryptionContextError("--encryption-context takes key:value pairs separated by commas")
             context[key] = value
         options["context"] = tuple(sorted(context.items()))
-    return replace(recipient, options=tuple(options.items()))
+    return recipient._replace(options=tuple(options.items()))
 
 
 def encryption_rule(args: argparse.Namespace, rule: Any) -> Any:

@@ -6,7 +6,7 @@ or encryption.  Store modules are imported only when a file of their kind is use
 
 from __future__ import annotations
 
-from pathlib import PurePath
+import os
 
 #: formats selectable with --input-type/--output-type
 FORMATS = ("yaml", "json", "dotenv", "ini", "binary")
@@ -14,7 +14,7 @@ FORMATS = ("yaml", "json", "dotenv", "ini", "binary")
 _EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv", ".ini": "ini"}
 
 
-def format_for(path: str | PurePath | None, explicit: str | None = None) -> str:
+def format_for(path: str | os.PathLike[str] | None, explicit: str | None = None) -> str:
     """The store for a file: ``explicit`` if given, else by extension; anything else is binary.
 
     Matches sops: an unknown ``--input-type`` name means binary.
@@ -24,4 +24,4 @@ def format_for(path: str | PurePath | None, explicit: str | None = None) -> str:
         return name if name in FORMATS else "binary"
     if path is None:
         return "binary"
-    return _EXTENSIONS.get(PurePath(str(path)).suffix.lower(), "binary")
+    return _EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower(), "binary")

@@ -14,7 +14,6 @@ block emitter instead.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AlreadyEncrypted, EmptyDocument, InputError
@@ -29,37 +28,51 @@ _COMMENT = 1
 _ALIAS = 2
 
 
-@dataclass
 class _Frame:
-    is_map: bool
-    container: Any
-    entry_col: int
-    flow: bool
-    capture: bool = False  # inside the ``sops`` block: no spans, no comments
-    key: Any = None
-    expecting_key: bool = True
-    has_key: bool = False
-    pending: tuple[Any, Any, tuple[Any, ...] | None, int] | None = None  # key, value, span, line
-    pending_comments: list[tuple[Comment, tuple[Any, ...]]] = field(default_factory=list)
+    """One open mapping or sequence while the events are read."""
+
+    __slots__ = ("is_map", "container", "entry_col", "flow", "capture", "key", "expecting_key", "pending",
+                 "pending_comments")
+
+    def __init__(self, is_map: bool, container: Any, entry_col: int, flow: bool, capture: bool = False) -> None:
+        self.is_map = is_map
+        self.container = container
+        self.entry_col = entry_col
+        self.flow = flow
+        #: inside the ``sops`` block: no spans, no comments
+        self.capture = capture
+        self.key: Any = None
+        self.expecting_key = True
+        #: the last entry, held back until a trailing comment on its line is seen: key, value, span, line
+        self.pending: tuple[Any, Any, tuple[Any, ...] | None, int] | None = None
+        #: comments that go into the next collection opened in this one
+        self.pending_comments: list[tuple[Comment, tuple[Any, ...]]] = []
 
 
-@dataclass
 class YamlFile:
     """A parsed YAML file: its documents as trees plus what splicing needs."""
 
-    text: str
-    documents: list[dict[Any, Any]]
-    spans: list[tuple[Any, ...]]
-    #: where each document's ``sops`` block goes (encryption)
-    doc_ends: list[int]
-    #: text ranges of ``sops`` blocks (decryption)
-    meta_ranges: list[tuple[int, int]]
-    #: the first document's ``sops`` mapping, if any
-    metadata: Any = None
-    has_metadata: bool = False
-    spliceable: bool = True
-    #: block scalar start -> the comment on its header line
-    header_comments: dict[int, tuple[int, int]] = field(default_factory=dict)
+    __slots__ = ("text", "documents", "spans", "doc_ends", "meta_ranges", "metadata", "has_metadata",
+                 "spliceable", "header_comments")
+
+    def __init__(self, text: str, documents: list[dict[Any, Any]], spans: list[tuple[Any, ...]],
+                 doc_ends: list[int], meta_ranges: list[tuple[int, int]], metadata: Any = None,
+                 has_metadata: bool = False, spliceable: bool = True,
+                 header_comments: dict[int, tuple[int, int]] | None = None) -> None:
+        self.text = text
+        self.documents = documents
+        #: every leaf and comment, in walk order: what splicing replaces
+        self.spans = spans
+        #: where each document's ``sops`` block goes (encryption)
+        self.doc_ends = doc_ends
+        #: text ranges of ``sops`` blocks (decryption)
+        self.meta_ranges = meta_ranges
+        #: the first document's ``sops`` mapping, if any
+        self.metadata = metadata
+        self.has_metadata = has_metadata
+        self.spliceable = spliceable
+        #: block scalar start -> the comment on its header line
+        self.header_comments = header_comments if header_comments is not None else {}
 
 
 def _line_start(text: str, index: int) -> int:
@@ -320,7 +333,7 @@ class _Loader:
 
         text = self.text
         try:
-            events = yaml.parse(text, Loader=yaml.CSafeLoader)
+            events: Any = yaml.parse(text, Loader=yaml.CSafeLoader)  # libyaml events carry exact marks
             for event in events:
                 kind = event.__class__.__name__
                 start = event.start_mark.index
