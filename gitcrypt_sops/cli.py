@@ -23,12 +23,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encrypt": ("crypt", "encrypt a file's values (output to stdout unless -i/--output)"),
     "decrypt": ("crypt", "decrypt a file (output to stdout unless -i/--output)"),
     "filestatus": ("crypt", "print whether a file is encrypted, as JSON"),
+    "rotate": ("keys", "make a new data key and re-encrypt every value; add or remove recipients"),
+    "updatekeys": ("keys", "make files' recipients match their creation rule (asks first)"),
+    "groups": ("keys", "add or delete a key group (Shamir secret sharing)"),
 }
 
 _GLOBAL_FLAGS = ("--disable-version-check", "--verbose", "--enable-local-keyservice")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter without the terminal-size probe (it imports shutil on every run)."""
+
+    def __init__(self, prog: str) -> None:
+        import os
+
+        super().__init__(prog, width=int(os.environ.get("COLUMNS", "100")) - 2)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import binascii
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 from .errors import TreeDecryptError, TreeEncryptError
@@ -48,6 +47,8 @@ def go_float_plain(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     text = repr(value)
     if "e" in text or "E" in text:
+        from decimal import Decimal
+
         text = format(Decimal(text), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -62,6 +63,8 @@ def go_float_g(value: float) -> str:
         return ".inf" if value > 0 else "-.inf"
     if value == 0:
         return "-0" if str(value).startswith("-") else "0"
+    from decimal import Decimal
+
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
     text_digits = "".join(map(str, digits))
     count = len(text_digits)

@@ -35,7 +35,6 @@ difference, e.g. ``age: 0o17`` is a string to PyYAML but a number to sops.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -46,7 +45,8 @@ from types import MappingProxyType
 from typing import Any
 
 from . import providers
-from .errors import ConfigError, ConfigNotFound, SopsError
+from .config_search import CONFIG_NAMES
+from .errors import ConfigError, SopsError
 from .providers.base import Recipient
 
 __all__ = [
@@ -61,14 +61,13 @@ __all__ = [
     "resolve_rule",
 ]
 
-log = logging.getLogger(__name__)
 
-#: file names looked for in each directory, the first present wins
-CONFIG_NAMES: tuple[str, ...] = (".sops-policy.yaml", ".sops.yaml")
-#: matches sops: this spelling is never read, only warned about
-_IGNORED_NAME = ".sops.yml"
-#: matches sops: the lookup gives up after this many directories
-_MAX_DEPTH = 100
+
+def _warn(message: str, *args: object) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning(message, *args)
+
 
 #: the six settings that choose which values are encrypted; at most one per rule
 RULE_FIELDS: tuple[str, ...] = (
@@ -194,53 +193,11 @@ def find_config(
     explicit: str | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> Path | None:
-    """The config file that governs ``target``, or None when there is none.
+    """The config file that governs ``target``, or None (see :func:`.config_search.find_config_path`)."""
+    from .config_search import find_config_path
 
-    ``explicit`` (the ``--config`` option) wins, then ``SOPS_CONFIG`` (an empty
-    value counts as unset, as in sops); a named file that does not exist raises
-    :class:`ConfigNotFound`.  Otherwise the directories from the target's own up
-    to the root (at most 100) are searched, and in each the first of
-    ``.sops-policy.yaml`` and ``.sops.yaml`` that exists is taken.
-
-    Differences from sops, on purpose: sops starts from the current directory
-    whatever the target is; we start from the target's directory (the current
-    directory when ``target`` is None, e.g. stdin without ``--filename-override``),
-    so a file is governed by the config of its own tree.  ``.sops-policy.yaml`` is
-    ours.  The walk is lexical on the absolute path (symlinks are not resolved).
-    Like sops, a ``.sops.yml`` is never read; it only causes a warning.
-    """
-    named = explicit or env.get("SOPS_CONFIG") or None
-    if named is not None:
-        path = Path(named)
-        if not path.exists():
-            # sops: exit 1, "could not read config file: open …: no such file or directory"
-            raise ConfigNotFound(f"config file not found: {named}")
-        return path
-
-    start = (
-        os.path.dirname(os.path.abspath(os.fspath(target))) if target is not None else os.getcwd()
-    )
-    directory = Path(start)
-    ignored: Path | None = None
-    for _ in range(_MAX_DEPTH):
-        for name in CONFIG_NAMES:
-            candidate = directory / name
-            if candidate.exists():
-                if ignored is not None:
-                    log.warning(
-                        "ignoring %s: the config file must be called .sops.yaml; using %s instead",
-                        ignored,
-                        candidate,
-                    )
-                return candidate
-        if ignored is None and (directory / _IGNORED_NAME).exists():
-            ignored = directory / _IGNORED_NAME
-        if directory.parent == directory:
-            break
-        directory = directory.parent
-    if ignored is not None:
-        log.warning("ignoring %s: the config file must be called .sops.yaml", ignored)
-    return None
+    found = find_config_path(target, explicit, env)
+    return Path(found) if found is not None else None
 
 
 # --------------------------------------------------------------------------- loading

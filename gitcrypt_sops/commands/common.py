@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import Any
 
-from ..errors import ConflictingParameters, NoFileSpecified, SopsError, UsageError
+from ..errors import ConflictingParameters, NoFileSpecified, SopsError
 
 #: key flags: option name -> provider type id (sops's flag names)
 KEY_FLAGS: dict[str, str] = {
@@ -132,13 +132,18 @@ def store_indents(args: argparse.Namespace, config: Any) -> tuple[int, int | Non
 
 
 def load_config(args: argparse.Namespace) -> Any:
+    """The config governing the target, or None; the loader is imported only when one exists."""
+    from ..config_search import find_config_path
+
+    target = args.filename_override or target_path(args)
+    path = find_config_path(target or None, args.config)
+    if path is None:
+        return None
     from pathlib import Path
 
     from .. import config as config_mod
 
-    target = args.filename_override or target_path(args)
-    path = config_mod.find_config(Path(target) if target else None, args.config)
-    return config_mod.load_config(path) if path is not None else None
+    return config_mod.load_config(Path(path))
 
 
 def cli_recipients(args: argparse.Namespace) -> list[Any]:

@@ -236,11 +236,12 @@ def literal_block_ok(text: str) -> bool:
         return False
     if text.startswith((" ", "\n")) or "\r" in text:
         return False
-    return not any(
-        (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or ord(c) in (0x2028, 0x2029, 0xFEFF)
-        or 0xD800 <= ord(c) <= 0xDFFF
-        for c in text
-    ) and not any(line != line.rstrip(" \t") and not line.strip() for line in text.split("\n")[:-1])
+    if _BLOCK_UNSAFE.search(text):
+        return False
+    return not any(line != line.rstrip(" \t") and not line.strip() for line in text.split("\n")[:-1])
+
+
+_BLOCK_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
 
 
 def literal_block(text: str, indent: str) -> str:

@@ -141,7 +141,7 @@ class _Loader:
         ):
             self._insert(frames[-1], comment, span)
             return
-        line = self.text.count("\n", 0, start) if trailing else -1
+        line = self.prev_line if trailing else -1  # a trailing comment shares the last token's line
         if trailing and self.last_flow is not None and self.last_flow[1] == line:
             self._insert(self.last_flow[0], comment, span)
             return
@@ -359,6 +359,7 @@ class _Loader:
                 elif kind == "ScalarEvent" and event.style in ("|", ">"):
                     self._header_comment(event)
                 self.last_pos = max(self.last_pos, event.end_mark.index)
+                self.prev_line = event.end_mark.line
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
