@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
-from conftest import AGE_KEY_FILE_2, AGE_KEYS_BOTH, AGE_RECIPIENT, AGE_RECIPIENT_2, REPO, Runner, scrubbed_env
+from support import AGE_KEY_FILE_2, AGE_KEYS_BOTH, AGE_RECIPIENT, AGE_RECIPIENT_2, REPO, Runner, scrubbed_env
 
 import gitcrypt_sops as gs
 import gitcrypt_sops.errors as errors  # noqa: PLR0402 (the from-form recurses: see test_errors_module_reachable_from_package)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
-from conftest import AGE_KEY_FILE, AGE_RECIPIENT, AGE_RECIPIENT_2, Runner, scrubbed_env, sops_binary
+from support import AGE_KEY_FILE, AGE_RECIPIENT, AGE_RECIPIENT_2, Runner, scrubbed_env, sops_binary
 
 import gitcrypt_sops
 

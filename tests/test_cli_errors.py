@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml  # type: ignore[import-untyped]
-from conftest import AGE_KEY_FILE_2, AGE_RECIPIENT, Runner, scrubbed_env, sops_binary
+from support import AGE_KEY_FILE_2, AGE_RECIPIENT, Runner, scrubbed_env, sops_binary
 
 SECRET_1 = "S3CR3T-VALUE-1234"
 SECRET_2 = "other-SECRET-5678"

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import AGE_RECIPIENT, VECTORS, Runner, sops_binary
+from support import AGE_RECIPIENT, VECTORS, Runner, sops_binary
 from test_compat_vectors import as_data, comment_lines, load_yaml, norm
 
 ENC = re.compile(r"ENC\[AES256_GCM,data:[^\]]*,type:(\w+)\]")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import AGE_KEY_FILE, AGE_KEYS_BOTH, VECTORS, Runner
+from support import AGE_KEY_FILE, AGE_KEYS_BOTH, VECTORS, Runner
 
 # -- comparing outputs ------------------------------------------------------------------
 

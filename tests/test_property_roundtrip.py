@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import AGE_RECIPIENT, Runner, sops_binary
+from support import AGE_RECIPIENT, Runner, sops_binary
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_compat_vectors import Yaml12Loader, load_yaml, norm

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AGE_KEY_FILE, AGE_RECIPIENT, scrubbed_env
+from support import AGE_KEY_FILE, AGE_RECIPIENT, scrubbed_env
 
 #: never imported for a plain age decrypt (top-level package names)
 HEAVY = {"boto3", "botocore", "google", "grpc", "rich", "typer", "pydantic", "ruamel", "moto", "azure", "hvac",
