@@ -464,6 +464,13 @@ def bench_file(
     ours, sops = tools
     work = tmp / f"{fmt}-{size}"
     work.mkdir()
+    # both tools read a copy in the private work dir, where no config file governs it
+    # (ours looks for .sops-policy.yaml upwards from the file, sops from the cwd)
+    local = work / src.name
+    shutil.copyfile(src, local)
+    if fmt == "yaml":
+        shutil.copyfile(src.with_suffix(".json"), local.with_suffix(".json"))
+    src = local
     n = pairs_for(size, args)
     enc = {t.name: work / f"{t.name}.enc{src.suffix}" for t in tools}
     dec = {t.name: work / f"{t.name}.dec{src.suffix}" for t in tools}
