@@ -9,6 +9,11 @@ process (``--jobs 1``) and with the default worker pool, with and without the
 ``max_data_key_age`` rule (the one rule that reads git history).
 
     .venv/bin/python benchmarks/check_throughput.py [--files 5000] [--repeat 3] [--keep DIR]
+        [--updatekeys-files 1000]
+
+``--updatekeys-files N`` also times ``repo updatekeys --yes`` over N files that each
+have their own data key (one recipient added to every file by a changed creation
+rule: decrypt, wrap for the new recipient, re-encrypt keeping the ciphertext).
 
 Encryption reuses one data key for the whole tree so that generating it is fast;
 ``check`` never unwraps keys, so this does not change what is measured.
@@ -140,7 +145,7 @@ def time_cli(root: Path, extra: list[str], repeat: int) -> tuple[float, float, i
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "gitcrypt_sops", "check", "--format", "json", *extra],
-                                cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                cwd=root, env=env, capture_output=True, check=False)
         walls.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -150,11 +155,52 @@ def time_cli(root: Path, extra: list[str], repeat: int) -> tuple[float, float, i
     return statistics.median(walls), statistics.median(cpus), code
 
 
+def time_updatekeys(base: Path, count: int) -> None:
+    """Generate ``count`` files with their own data keys, then time one repo-wide updatekeys."""
+    import resource
+
+    from gitcrypt_sops import api
+    from gitcrypt_sops.providers.base import Recipient
+    from gitcrypt_sops.stores.yaml_emit import emit_document
+
+    root = base / "updatekeys"
+    root.mkdir()
+    rng = random.Random(2)
+    options = api.EncryptOptions([[Recipient("age", RECIPIENT)]])
+    for index in range(count):
+        directory = root / f"d{index // 100:02d}"
+        directory.mkdir(exist_ok=True)
+        plain = emit_document(_service(rng, index), 2).encode()
+        (directory / f"s{index:04d}.yaml").write_bytes(api.encrypt_bytes(plain, "yaml", options))
+    (root / ".sops-policy.yaml").write_text(f"creation_rules:\n  - age: {RECIPIENT},{BREAK_GLASS}\n")
+    key_file = REPO.parent / "shared" / "vectors" / "test-age-key.txt"
+    env = {**_git_env(root), "PYTHONPATH": str(REPO), "SOPS_AGE_KEY_FILE": str(key_file)}
+    for label, extra in (("--jobs 1", ["--jobs", "1"]), ("default workers", [])):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "gitcrypt_sops", "repo", "updatekeys", "--yes", *extra],
+                                cwd=root, env=env, capture_output=True, check=False)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        if result.returncode != 0:
+            sys.exit(f"updatekeys failed ({result.returncode}): {result.stderr.decode().strip()}")
+        print(f"repo updatekeys over {count} files, {label:16s} {wall:7.2f}s wall {cpu:7.2f}s CPU "
+              f"({count / wall:.0f} files/s wall, {count / cpu:.0f} files/CPU-s)")
+        # the second run adds nothing; put the files back to one recipient for the next timing
+        (root / ".sops-policy.yaml").write_text(f"creation_rules:\n  - age: {RECIPIENT}\n")
+        subprocess.run([sys.executable, "-m", "gitcrypt_sops", "repo", "updatekeys", "--yes", "--no-rotate"],
+                       cwd=root, env=env, capture_output=True, check=True)
+        (root / ".sops-policy.yaml").write_text(f"creation_rules:\n  - age: {RECIPIENT},{BREAK_GLASS}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it")
+    parser.add_argument("--updatekeys-files", type=int, default=0, metavar="N",
+                        help="also time a repo-wide updatekeys over N files (e.g. 1000)")
     args = parser.parse_args()
 
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="check-bench-"))
@@ -177,6 +223,8 @@ def main() -> None:
         for label, extra in cases:
             wall, cpu, code = time_cli(root, extra, args.repeat)
             print(f"{label:62s} {wall:7.2f}s {count / wall:8.0f} {cpu:7.2f}s {count / cpu:12.0f}  (exit {code})")
+        if args.updatekeys_files:
+            time_updatekeys(base, args.updatekeys_files)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

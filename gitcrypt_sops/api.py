@@ -47,16 +47,18 @@ class EncryptOptions:
 class Parsed:
     """A document read by a store, before or after decryption."""
 
-    __slots__ = ("fmt", "documents", "metadata_tree", "has_metadata", "yaml_file")
+    __slots__ = ("fmt", "documents", "metadata_tree", "has_metadata", "yaml_file", "toml_file")
 
     def __init__(self, fmt: str, documents: list[dict[Any, Any]], metadata_tree: Any = None,
-                 has_metadata: bool = False, yaml_file: Any = None) -> None:
+                 has_metadata: bool = False, yaml_file: Any = None, toml_file: Any = None) -> None:
         self.fmt = fmt
         self.documents = documents
         self.metadata_tree = metadata_tree
         self.has_metadata = has_metadata
         #: stores.yaml_store.YamlFile when the input was YAML (used for splicing)
         self.yaml_file = yaml_file
+        #: stores.toml_store.TomlFile when the input was TOML (used for splicing)
+        self.toml_file = toml_file
 
 
 class Decrypted:
@@ -115,6 +117,11 @@ def parse(data: bytes, fmt: str, *, encrypted: bool) -> Parsed:
         from .stores import ini_store
 
         return _with_metadata("ini", ini_store.load(data), encrypted, flattened=True)
+    if fmt == "toml":
+        from .stores import toml_store
+
+        toml_file = toml_store.load(data, want_metadata=encrypted)
+        return Parsed("toml", toml_file.documents, toml_file.metadata, toml_file.has_metadata, toml_file=toml_file)
     raise InputError(f"unknown format '{fmt}'")
 
 
@@ -161,6 +168,10 @@ def _emit_plain(documents: list[dict[Any, Any]], fmt: str, yaml_indent: int, jso
         from .stores import ini_store
 
         return ini_store.dump(documents[0])
+    if fmt == "toml":
+        from .stores import toml_store
+
+        return toml_store.dump(documents)
     raise InputError(f"unknown format '{fmt}'")
 
 
@@ -188,6 +199,11 @@ def _emit_encrypted(
 
         tree = flatten.attach_metadata(fmt, dict(documents[0]), metadata_mod.to_tree(meta, empty_list=None))
         return dotenv_store.dump(tree) if fmt == "dotenv" else ini_store.dump(tree)
+    if fmt == "toml":
+        from .stores import toml_store
+
+        toml_file = source.toml_file if source is not None and source.fmt == "toml" else None
+        return toml_store.emit_encrypted(documents, metadata_mod.to_tree(meta, empty_list=[]), toml_file, outputs)
     raise InputError(f"unknown format '{fmt}'")
 
 
@@ -206,11 +222,13 @@ def encrypt_parsed(
     data_key: DataKey | None = None,
     stash: dict[StashKey, bytes] | None = None,
     wrapped: tuple[list[list[metadata_mod.Entry]], int] | None = None,
+    metadata_extra: dict[str, Any] | None = None,
 ) -> bytes:
     """Encrypt parsed plaintext documents and write them in ``output_fmt``.
 
     ``data_key``, ``stash`` and ``wrapped`` let callers keep an existing file's data
-    key, its unchanged values' ciphertext and its wrapped keys (edit, set, update).
+    key, its unchanged values' ciphertext and its wrapped keys (edit, set, update);
+    ``metadata_extra`` carries an existing file's unknown ``sops`` fields over.
     """
     fmt = output_fmt or parsed.fmt
     rule = options.rule
@@ -218,7 +236,7 @@ def encrypt_parsed(
         rule = EncryptionRule("", "", False)  # matches sops: the binary store has no rules
     key = data_key or DataKey.generate()
     cipher = Cipher(key, stash)
-    splice = fmt == "yaml" and parsed.yaml_file is not None
+    splice = (fmt == "yaml" and parsed.yaml_file is not None) or (fmt == "toml" and parsed.toml_file is not None)
     outputs: list[Any] | None = [] if splice else None
     walker = Walker(cipher, rule if rule.kind else EncryptionRule("", "", rule.mac_only_encrypted), outputs)
     documents = [walker.encrypt_document(document) for document in parsed.documents]
@@ -228,7 +246,7 @@ def encrypt_parsed(
         wrapped = datakey.wrap(key, options.key_groups, options.shamir_threshold)
     groups, threshold = wrapped
     meta = Metadata(groups, lastmodified, mac, rule, shamir_threshold=threshold,
-                    write_rule=not (parsed.fmt == "binary" or fmt == "binary"))
+                    write_rule=not (parsed.fmt == "binary" or fmt == "binary"), extra=metadata_extra)
     return _emit_encrypted(documents, meta, fmt, options, parsed, outputs)
 
 
@@ -277,7 +295,8 @@ def decrypt_parsed(
 ) -> Decrypted:
     """Decrypt parsed documents and verify the MAC (unless ``ignore_mac``)."""
     meta = read_metadata(parsed)
-    key = data_key or datakey.unwrap(meta, decryption_order)
+    unwrapped_by: list[str] = []
+    key = data_key or datakey.unwrap(meta, decryption_order, used=unwrapped_by)
     stash: dict[StashKey, bytes] = {}
     cipher = Cipher(key, stash)
     outputs: list[Any] | None = [] if keep_outputs else None
@@ -285,6 +304,8 @@ def decrypt_parsed(
     documents = [walker.decrypt_document(document) for document in parsed.documents]
     if not ignore_mac:
         verify_mac(meta, key, walker.mac_hex())
+    if data_key is None:
+        _audit(unwrapped_by, parsed.fmt)
     return Decrypted(parsed.fmt, documents, meta, key, stash, outputs, parsed)
 
 
@@ -320,7 +341,9 @@ def decrypt_bytes(
     parsed = parse(data, fmt, encrypted=True)
     splice = (keep_layout and out_fmt == "yaml" and parsed.yaml_file is not None
               and parsed.yaml_file.spliceable and extract is None)
-    result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order, keep_outputs=splice)
+    toml_splice = out_fmt == "toml" and parsed.toml_file is not None and extract is None
+    result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order,
+                            keep_outputs=splice or toml_splice)
     if extract is not None:
         return extract_value(result.documents[0], extract, out_fmt, yaml_indent, json_indent)
     if splice:
@@ -328,6 +351,14 @@ def decrypt_bytes(
 
         assert result.outputs is not None
         return yaml_store.splice(parsed.yaml_file, result.outputs, encrypting=False, metadata_text=None).encode()
+    if toml_splice:
+        from .stores import toml_store
+
+        assert result.outputs is not None
+        spliced = toml_store.splice(parsed.toml_file, result.outputs, result.documents, encrypting=False,
+                                    metadata=None)
+        if spliced is not None:
+            return spliced
     return _emit_plain(result.documents, out_fmt, yaml_indent, json_indent)
 
 
@@ -397,3 +428,77 @@ __all__ = [
     "parse",
     "read_metadata",
 ]
+
+
+# -- re-encryption (rotate, recipient changes) ------------------------------------------
+
+
+def reencrypt(
+    decrypted: Decrypted,
+    wrapped: tuple[list[list[metadata_mod.Entry]], int],
+    *,
+    data_key: DataKey | None = None,
+    output_fmt: str | None = None,
+    yaml_indent: int = 4,
+    json_indent: int | None = None,
+) -> bytes:
+    """Encrypt a decrypted file again with ``data_key`` (default: its own) and the ``wrapped`` key groups.
+
+    The file's encryption rule and unknown ``sops`` fields are kept, and every
+    unchanged value keeps its IV (so with the file's own data key its ciphertext is
+    byte-identical).  YAML and TOML keep their layout when ``decrypted`` was made with
+    ``keep_outputs=True``: the plaintext is spliced, then encrypted by splicing again.
+    """
+    fmt = output_fmt or decrypted.fmt
+    meta = decrypted.metadata
+    parsed: Parsed | None = None
+    source = decrypted.source
+    plaintext: bytes | None = None
+    if fmt == decrypted.fmt and decrypted.outputs is not None and source is not None:
+        if fmt == "yaml" and source.yaml_file is not None and source.yaml_file.spliceable:
+            from .stores import yaml_store
+
+            plaintext = yaml_store.splice(source.yaml_file, decrypted.outputs, encrypting=False,
+                                          metadata_text=None).encode()
+        elif fmt == "toml" and source.toml_file is not None:
+            from .stores import toml_store
+
+            plaintext = toml_store.splice(source.toml_file, decrypted.outputs, decrypted.documents,
+                                          encrypting=False, metadata=None)
+    if plaintext is not None:
+        candidate = parse(plaintext, fmt, encrypted=False)
+        # the splice must give back exactly the decrypted values; if not, lose the layout, never data
+        if _same_tree(candidate.documents, decrypted.documents):
+            parsed = candidate
+    if parsed is None:
+        parsed = Parsed(decrypted.fmt, decrypted.documents)
+    options = EncryptOptions([], meta.rule, 0, yaml_indent, json_indent)
+    return encrypt_parsed(parsed, options, fmt, data_key=data_key or decrypted.data_key, stash=decrypted.stash,
+                          wrapped=wrapped, metadata_extra=dict(meta.extra))
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    """Type-strict equality of two trees (``1`` is not ``1.0`` or ``True``); comments by text."""
+    if a.__class__ is not b.__class__:
+        return False
+    if a.__class__ is dict:
+        return len(a) == len(b) and all(
+            _same_tree(ka, kb) and _same_tree(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items())
+        )
+    if a.__class__ is list:
+        return len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
+    if a.__class__ is Comment:
+        return bool(a.text == b.text)
+    if a.__class__ is float:
+        return repr(a) == repr(b)
+    return bool(a == b)
+
+
+# -- audit hook -----------------------------------------------------------------------
+
+
+def _audit(recipients: list[str], fmt: str) -> None:
+    """Report a decrypt that unwrapped a data key to the opt-in audit log (a few stats when off)."""
+    from . import audit
+
+    audit.record_decrypt(recipients, fmt)

@@ -26,6 +26,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rotate": ("keys", "make a new data key and re-encrypt every value; add or remove recipients"),
     "updatekeys": ("keys", "make files' recipients match their creation rule (asks first)"),
     "groups": ("keys", "add or delete a key group (Shamir secret sharing)"),
+    "exec-env": ("deploy", "run a command with the decrypted values in its environment"),
+    "exec-file": ("deploy", "run a command with the decrypted file at '{}' (a FIFO by default)"),
+    "k8s-secret": ("deploy", "decrypt into a Kubernetes Secret manifest (for kubectl apply -f -)"),
+    "scan": ("deploy", "find plaintext secrets and unencrypted files (tree and git history)"),
+    "check": ("gitops", "check files against the policy of .sops-policy.yaml (metadata only, no keys)"),
+    "pre-commit": ("gitops", "check the staged files against the policy (for a pre-commit hook)"),
+    "git": ("gitops", "git integration: install, diff (textconv), merge, resolve"),
+    "repo": ("gitops", "repo-wide updatekeys, rotate, decrypt over directories (plan first, --dry-run)"),
+    "edit": ("edit", "edit an encrypted file in $EDITOR; unchanged values keep their ciphertext"),
+    "set": ("edit", "set one value (JSON) at a tree path in an encrypted file, in place"),
+    "unset": ("edit", "remove the value at a tree path from an encrypted file, in place"),
+    "update": ("edit", "re-encrypt a new plaintext over an encrypted file, keeping unchanged ciphertext"),
 }
 
 _GLOBAL_FLAGS = ("--disable-version-check", "--verbose", "--enable-local-keyservice")

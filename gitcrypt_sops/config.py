@@ -48,6 +48,7 @@ from . import providers
 from .config_search import CONFIG_NAMES
 from .errors import ConfigError, SopsError
 from .providers.base import Recipient
+from .walk import RULE_FIELDS
 
 __all__ = [
     "CONFIG_NAMES",
@@ -69,15 +70,6 @@ def _warn(message: str, *args: object) -> None:
     logging.getLogger(__name__).warning(message, *args)
 
 
-#: the six settings that choose which values are encrypted; at most one per rule
-RULE_FIELDS: tuple[str, ...] = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
 
 #: key kinds sops accepts that our registry does not list; their recipients must
 #: never be dropped silently, so they resolve to a provider that is not installed

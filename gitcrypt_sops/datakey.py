@@ -33,12 +33,10 @@ def wrap(key: DataKey, groups: Sequence[Sequence[Recipient]], threshold: int = 0
         threshold = 0
     else:
         threshold = threshold or len(groups)
-        if not 1 <= threshold <= len(groups):
-            raise SopsError(f"shamir threshold {threshold} must be between 1 and the number of key groups ({len(groups)})")
-        if threshold == 1:
-            secrets = [key.reveal()] * len(groups)
-        else:
-            secrets = shamir.split(key.reveal(), len(groups), threshold)
+        if not 2 <= threshold <= len(groups):
+            # matches sops: "threshold must be at least 2" (a threshold of 1 makes files sops cannot read)
+            raise SopsError(f"shamir threshold {threshold} must be between 2 and the number of key groups ({len(groups)})")
+        secrets = shamir.split(key.reveal(), len(groups), threshold)
     wrapped: list[list[Entry]] = []
     for group, secret in zip(groups, secrets):
         entries: list[Entry] = []
@@ -80,14 +78,18 @@ def _describe(type_id: str, entry: dict[str, object]) -> str:
     return type_id
 
 
-def _unwrap_group(group: list[Entry], order: Sequence[str], failures: list[str]) -> bytes | None:
+def _unwrap_group(group: list[Entry], order: Sequence[str], failures: list[str],
+                  used: list[str] | None = None) -> bytes | None:
     for type_id, entry in _ordered(group, order):
         provider = providers.get(type_id)
         if provider is None:
             failures.append(f"{_describe(type_id, entry)}: {_missing_provider(type_id)}")
             continue
         try:
-            return provider.unwrap(entry)
+            secret = provider.unwrap(entry)
+            if used is not None:
+                used.append(_describe(type_id, entry))
+            return secret
         except SopsError as error:
             failures.append(f"{_describe(type_id, entry)}: {error.message}")
         except Exception as error:  # a provider bug must not leak a traceback or data
@@ -95,12 +97,17 @@ def _unwrap_group(group: list[Entry], order: Sequence[str], failures: list[str])
     return None
 
 
-def unwrap(meta: Metadata, order: Sequence[str] = DEFAULT_DECRYPTION_ORDER) -> DataKey:
-    """Recover the data key; DataKeyError listing every recipient tried when none works."""
+def unwrap(meta: Metadata, order: Sequence[str] = DEFAULT_DECRYPTION_ORDER, *,
+           used: list[str] | None = None) -> DataKey:
+    """Recover the data key; DataKeyError listing every recipient tried when none works.
+
+    ``used``, when given, receives the recipient (``type:ident``) that unwrapped the
+    key, one per key group whose share was used.
+    """
     failures: list[str] = []
     groups = meta.key_groups
     if len(groups) == 1:
-        secret = _unwrap_group(groups[0], order, failures)
+        secret = _unwrap_group(groups[0], order, failures, used)
         if secret is not None and len(secret) == 32:
             return DataKey(secret)
         if secret is not None:
@@ -109,7 +116,7 @@ def unwrap(meta: Metadata, order: Sequence[str] = DEFAULT_DECRYPTION_ORDER) -> D
         threshold = meta.shamir_threshold or len(groups)
         shares: list[bytes] = []
         for index, group in enumerate(groups):
-            share = _unwrap_group(group, order, failures)
+            share = _unwrap_group(group, order, failures, used)
             if share is None:
                 continue
             shares.append(share)

@@ -161,3 +161,14 @@ class MetadataNotFound(SopsError):
     """The input has no ``sops`` metadata: it is not an encrypted file."""
 
     exit_code = 1
+
+
+class CommandNotRun(SopsError):
+    """exec-env / exec-file could not start the command: 127 not found, 126 not executable (as a shell)."""
+
+    exit_code = 127
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        if exit_code is not None:
+            self.exit_code = exit_code

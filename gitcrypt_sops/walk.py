@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .cipher import Cipher
 from .codec import from_plaintext, is_enc, to_plaintext
 from .errors import ConflictingParameters, TreeDecryptError, TreeEncryptError
 from .tree import Comment
+
+if TYPE_CHECKING:
+    from .cipher import Cipher
 
 RULE_FIELDS = (
     "unencrypted_suffix",

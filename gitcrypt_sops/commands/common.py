@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from ..errors import ConflictingParameters, NoFileSpecified, SopsError
+from ..walk import RULE_FIELDS
 
 #: key flags: option name -> provider type id (sops's flag names)
 KEY_FLAGS: dict[str, str] = {
@@ -33,14 +34,8 @@ KEY_ENV: dict[str, str] = {
     "hc-vault-transit": "SOPS_VAULT_URIS",
 }
 
-RULE_FLAGS = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
+#: the six encryption-rule settings, each also a flag
+RULE_FLAGS = RULE_FIELDS
 
 
 
@@ -179,7 +174,7 @@ def kms_options(recipient: Any, args: argparse.Namespace) -> Any:
         context: dict[str, str] = {}
         for pair in args.encryption_context.split(","):
             key, sep, value = pair.partition(":")
-            if not sep or not key:
+            if not sep or ":" in value:  # matches sops: exactly one ':' per pair (an empty key is allowed)
                 raise EncryptionContextError("--encryption-context takes key:value pairs separated by commas")
             context[key] = value
         options["context"] = tuple(sorted(context.items()))

@@ -19,6 +19,10 @@ ENTRY_POINT_GROUP = "gitcrypt_sops.providers"
 #: type_id -> "module:Class" of the providers that ship with the tool
 BUILTIN: dict[str, str] = {
     "age": "gitcrypt_sops.providers.age:AgeProvider",
+    "hc_vault": "gitcrypt_sops.providers.vault:VaultTransitProvider",
+    "pgp": "gitcrypt_sops.providers.pgp:PgpProvider",
+    "kms": "gitcrypt_sops.providers.awskms:AwsKmsProvider",
+    "gcp_kms": "gitcrypt_sops.providers.gcpkms:GcpKmsProvider",
 }
 
 #: the order sops lists key kinds in a creation rule and in ``key_groups``

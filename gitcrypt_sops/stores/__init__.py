@@ -9,9 +9,24 @@ from __future__ import annotations
 import os
 
 #: formats selectable with --input-type/--output-type
-FORMATS = ("yaml", "json", "dotenv", "ini", "binary")
+FORMATS = ("yaml", "json", "dotenv", "ini", "toml", "binary")
 
-_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv", ".ini": "ini"}
+_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv", ".ini": "ini", ".toml": "toml"}
+
+
+def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """``text`` with each ``(start, end, replacement)`` applied; overlapping later edits are skipped."""
+    edits.sort(key=lambda edit: (edit[0], edit[1]))
+    pieces: list[str] = []
+    cursor = 0
+    for start, end, replacement in edits:
+        if start < cursor:
+            continue
+        pieces.append(text[cursor:start])
+        pieces.append(replacement)
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
 
 
 def format_for(path: str | os.PathLike[str] | None, explicit: str | None = None) -> str:

@@ -13,12 +13,12 @@ block emitter instead.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from ..errors import AlreadyEncrypted, EmptyDocument, InputError
-from ..tree import Comment
+from ..tree import Comment, strip_comments
 from ..walk import UNCHANGED
+from . import apply_edits
 from .yaml_emit import emit_document, emit_flow
 from .yaml_scalars import Uint64Value, double_quoted, render_scalar, resolve_plain, resolve_tagged
 
@@ -31,8 +31,17 @@ _ALIAS = 2
 class _Frame:
     """One open mapping or sequence while the events are read."""
 
-    __slots__ = ("is_map", "container", "entry_col", "flow", "capture", "key", "expecting_key", "pending",
-                 "pending_comments")
+    __slots__ = (
+        "capture",
+        "container",
+        "entry_col",
+        "expecting_key",
+        "flow",
+        "is_map",
+        "key",
+        "pending",
+        "pending_comments",
+    )
 
     def __init__(self, is_map: bool, container: Any, entry_col: int, flow: bool, capture: bool = False) -> None:
         self.is_map = is_map
@@ -52,8 +61,17 @@ class _Frame:
 class YamlFile:
     """A parsed YAML file: its documents as trees plus what splicing needs."""
 
-    __slots__ = ("text", "documents", "spans", "doc_ends", "meta_ranges", "metadata", "has_metadata",
-                 "spliceable", "header_comments")
+    __slots__ = (
+        "doc_ends",
+        "documents",
+        "has_metadata",
+        "header_comments",
+        "meta_ranges",
+        "metadata",
+        "spans",
+        "spliceable",
+        "text",
+    )
 
     def __init__(self, text: str, documents: list[dict[Any, Any]], spans: list[tuple[Any, ...]],
                  doc_ends: list[int], meta_ranges: list[tuple[int, int]], metadata: Any = None,
@@ -444,19 +462,10 @@ class _Loader:
             raise InputError("a YAML document must be a mapping at the top level")
         if frame.is_map and frame.expecting_key:
             raise InputError("YAML aliases as mapping keys are not supported")
-        value = _copy_without_comments(target)
+        value = strip_comments(target)
         count = _count_leaves(value)
         span = None if frame.capture else (_ALIAS, event.start_mark.index, event.end_mark.index, frame.flow, value, count)
         self._add_value(value, span, event.start_mark.line)
-
-
-def _copy_without_comments(value: Any) -> Any:
-    cls = value.__class__
-    if cls is dict:
-        return {k: _copy_without_comments(v) for k, v in value.items() if k.__class__ is not Comment}
-    if cls is list:
-        return [_copy_without_comments(v) for v in value if v.__class__ is not Comment]
-    return copy.copy(value)
 
 
 def _count_leaves(value: Any) -> int:
@@ -587,17 +596,7 @@ def splice(yaml_file: YamlFile, outputs: list[Any], *, encrypting: bool, metadat
     else:
         for start, end in yaml_file.meta_ranges:
             edits.append((start, end, ""))
-    edits.sort(key=lambda edit: (edit[0], edit[1]))
-    pieces: list[str] = []
-    cursor = 0
-    for start, end, replacement in edits:
-        if start < cursor:
-            continue
-        pieces.append(text[cursor:start])
-        pieces.append(replacement)
-        cursor = end
-    pieces.append(text[cursor:])
-    result = "".join(pieces)
+    result = apply_edits(text, edits)
     if metadata_text is None and not result.strip():
         return "{}\n"
     return result
