@@ -77,6 +77,7 @@ POLICY_KEYS: tuple[str, ...] = (
     "max_data_key_age",
     "recipients_match_rules",
     "exclude",
+    "audit_log",  # read by audit.py: where decrypts are logged
 )
 
 #: the rule names a violation can carry (policy rules plus file problems)
@@ -529,6 +530,10 @@ class _Validator:
                     out[name] = parse_age(value.value)
                 except ValueError as exc:
                     raise self.fail(value, f"{where}: {exc}") from None
+            elif name == "audit_log":
+                if not isinstance(value, self.yaml.ScalarNode) or value.tag != _TAG + "str":
+                    raise self.fail(value, f"{where}: expected a file path")
+                # only checked here: audit.py reads the path itself when a decrypt happens
             elif name == "recipients_match_rules":
                 if not isinstance(value, self.yaml.ScalarNode) or value.tag != _TAG + "bool":
                     raise self.fail(value, f"{where}: expected true or false")

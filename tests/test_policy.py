@@ -75,6 +75,7 @@ def rules(found: list[tuple[str, str]]) -> list[str]:
         ("policy:\n  required_recipients: [age1notakey]\n", 2, "required_recipients"),
         ("policy:\n  forbidden_recipients: [nonsense]\n", 2, "a recipient is an age key"),
         (f"policy:\n  required_recipients: [{R1}]\n  forbidden_recipients: [{R1}]\n", 2, "both required and forbidden"),
+        ("policy:\n  audit_log: [a]\n", 2, "audit_log: expected a file path"),
     ],
 )
 def test_bad_policy_is_one_line_with_its_line_number(tmp_path: Path, body: str, line: int, expected: str) -> None:
@@ -85,6 +86,11 @@ def test_bad_policy_is_one_line_with_its_line_number(tmp_path: Path, body: str, 
     assert message.startswith(f"{path}:{line}: "), message
     assert expected in message
     assert "\n" not in message
+
+
+def test_audit_log_is_a_policy_setting(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, f"policy:\n  audit_log: {tmp_path / 'audit.jsonl'}\n  must_encrypt: [x/**]\n")
+    assert load_policy(path).must_encrypt == ("x/**",)
 
 
 def test_sops_yaml_keeps_sops_leniency_but_checks_its_policy(tmp_path: Path) -> None:
