@@ -254,35 +254,26 @@ def set_in(document: dict[Any, Any], steps: Path, value: Any) -> bool:
             if step not in node:
                 node[step] = _build(steps[depth + 1 :], value)
                 return True
-            if last:
-                value = reconcile(value, node[step])
-                changed = not same_value(node[step], value)
-                node[step] = value
-                return changed
-            child = node[step]
-            if child.__class__ not in (dict, list):
-                node[step] = _build(steps[depth + 1 :], value)
+            slot: Any = step
+        else:
+            assert node.__class__ is list
+            if not isinstance(step, int):
+                raise SopsError(f"cannot use key [{json.dumps(step)}] on {_describe(steps[:depth])}: it is a list")
+            positions = _items(node)
+            if step < 0:
+                raise SopsError(f"index [{step}] at {_describe(steps[:depth])} is negative")
+            if step >= len(positions):
+                node.append(_build(steps[depth + 1 :], value))
                 return True
-            node = child
-            continue
-        assert node.__class__ is list
-        if not isinstance(step, int):
-            raise SopsError(f"cannot use key [{json.dumps(step)}] on {_describe(steps[:depth])}: it is a list")
-        positions = _items(node)
-        if step < 0:
-            raise SopsError(f"index [{step}] at {_describe(steps[:depth])} is negative")
-        if step >= len(positions):
-            node.append(_build(steps[depth + 1 :], value))
-            return True
-        where = positions[step]
+            slot = positions[step]
         if last:
-            value = reconcile(value, node[where])
-            changed = not same_value(node[where], value)
-            node[where] = value
+            value = reconcile(value, node[slot])
+            changed = not same_value(node[slot], value)
+            node[slot] = value
             return changed
-        child = node[where]
+        child = node[slot]
         if child.__class__ not in (dict, list):
-            node[where] = _build(steps[depth + 1 :], value)
+            node[slot] = _build(steps[depth + 1 :], value)
             return True
         node = child
     return False  # not reached: steps is never empty
