@@ -8,11 +8,12 @@ command line (:mod:`gitcrypt_sops.api`) and raise the same errors
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .facade import decrypt, decrypt_file, encrypt, encrypt_file, extract, extract_file, load_metadata
 
 __all__ = [

@@ -8,14 +8,13 @@ unwrapped through the providers; a store writes the result.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
 
 from . import datakey
 from . import metadata as metadata_mod
 from .cipher import Cipher, DataKey, StashKey
+from .digest import constant_time_equal
 from .errors import (
     EmptyDocument,
     InputError,
@@ -28,6 +27,10 @@ from .metadata import Metadata
 from .providers.base import Recipient
 from .tree import Comment, strip_comments
 from .walk import EncryptionRule, Walker
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class EncryptOptions:
@@ -317,7 +320,7 @@ def verify_mac(meta: Metadata, key: DataKey, computed: str) -> None:
     except TreeDecryptError:
         # matches sops: a MAC that does not decrypt is reported as a mismatch (exit 51)
         raise MacMismatch("MAC mismatch: the MAC or lastmodified was altered") from None
-    if not hmac.compare_digest(stored, computed.encode()):
+    if not constant_time_equal(stored, computed.encode()):
         raise MacMismatch("MAC mismatch: the file was modified outside the tool or is corrupt")
 
 

@@ -20,7 +20,10 @@ import itertools
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ENV", "log_path", "record_decrypt", "set_context", "write_record"]
 

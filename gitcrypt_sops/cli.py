@@ -11,10 +11,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from . import __version__
 from .errors import SopsError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 PROG = "gitcrypt-sops"
 
@@ -79,11 +82,14 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--config", dest="global_config", metavar="PATH", help="config file for every command")
     global_noops(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (_, help_text) in COMMANDS.items():
-        command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if name == command:
-            global_noops(command_parser)
-            _command_module(name).add_arguments(name, command_parser)  # type: ignore[attr-defined]
+    if command is not None:
+        help_text = COMMANDS[command][1]
+        command_parser = sub.add_parser(command, help=help_text, description=help_text)
+        global_noops(command_parser)
+        _command_module(command).add_arguments(command, command_parser)  # type: ignore[attr-defined]
+        return parser
+    for name, (_, help_text) in COMMANDS.items():  # for --help and the "invalid choice" message
+        sub.add_parser(name, help=help_text, description=help_text)
     return parser
 
 

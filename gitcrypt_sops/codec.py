@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import binascii
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from .errors import TreeDecryptError, TreeEncryptError
 from .tree import Comment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ENC_PREFIX = "ENC[AES256_GCM,data:"
 

@@ -42,13 +42,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from . import providers
 from .config_search import CONFIG_NAMES
 from .errors import ConfigError, SopsError
 from .providers.base import Recipient
 from .walk import RULE_FIELDS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "CONFIG_NAMES",
@@ -201,8 +204,9 @@ def load_config(path: Path) -> Config:
     Only the first YAML document is read, as sops does.  An empty file, or one
     with only comments, gives a config without creation rules.
     """
-    import yaml  # type: ignore[import-untyped]
+    from . import pyyaml
 
+    yaml = pyyaml.load()
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

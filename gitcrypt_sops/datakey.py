@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from . import providers, shamir
 from .cipher import DataKey
 from .errors import DataKeyError, NoEncryptionKey, SopsError
-from .metadata import Entry, Metadata
+from .metadata import Metadata
 from .providers.base import Recipient
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .metadata import Entry
 
 #: sops's default decryption order: age first, then pgp, then the rest in file order
 DEFAULT_DECRYPTION_ORDER = ("age", "pgp")

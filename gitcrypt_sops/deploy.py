@@ -22,10 +22,13 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 from .errors import CommandNotRun, ConflictingParameters, InputError, SopsError, UsageError
 from .tree import Comment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "FORWARDED_SIGNALS",
@@ -353,10 +356,10 @@ class _FifoWriter(threading.Thread):
 def _served_file(plaintext: bytes, *, fifo: bool, filename: str | None,
                  user: UserSpec | None) -> Iterator[str]:
     """The path of the plaintext for the child; nothing of it remains afterwards."""
-    from .fsio import private_dir
+    from .fsio import PrivateDir
 
     name = _check_filename(filename) if filename is not None else DEFAULT_FILENAME
-    with private_dir(prefix=".gitcrypt-sops-exec-") as directory:
+    with PrivateDir(prefix=".gitcrypt-sops-exec-") as directory:
         path = os.path.join(directory, name)
         if user is not None:
             os.chown(directory, user.uid, user.gid)

@@ -27,7 +27,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from . import api, datakey
 from . import metadata as metadata_mod
@@ -43,6 +42,10 @@ from .errors import (
     TreeEncryptError,
 )
 from .tree import Comment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 Path = list[str | int]
 
@@ -1102,15 +1105,15 @@ def run_editor(name: str, initial: bytes, accept: Callable[[bytes], bytes], *,
     edit is abandoned otherwise.  The temporary file (0600 in a 0700 directory) is
     removed on every way out, SIGINT/SIGTERM/SIGHUP included.
     """
-    from .fsio import private_dir
+    from .fsio import PrivateDir
 
     command = editor if editor is not None else editor_command()
     on_tty = _interactive() if interactive is None else interactive
-    with _signals_cleanup() as state, private_dir("gitcrypt-sops-edit-") as directory:
+    with _signals_cleanup() as state, PrivateDir("gitcrypt-sops-edit-") as directory:
         try:
             return _edit_loop(str(directory / os.path.basename(name)), initial, accept, command, on_tty, state)
         finally:
-            state.cleaning = True  # private_dir removes the plaintext next, undisturbed by signals
+            state.cleaning = True  # PrivateDir removes the plaintext next, undisturbed by signals
 
 
 def _edit_loop(temp: str, initial: bytes, accept: Callable[[bytes], bytes], command: list[str], on_tty: bool,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from . import api, datakey, paths
 from .errors import ConfigError, NoEncryptionKey
@@ -23,6 +22,10 @@ from .providers.base import Recipient
 from .stores import format_for
 from .tree import strip_comments
 from .walk import EncryptionRule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PathLike = str | os.PathLike[str]
 

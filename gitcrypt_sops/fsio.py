@@ -8,16 +8,15 @@ a private 0700 directory as 0600 files and is removed in ``finally``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 from .errors import InputError, OutputError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
 
 
 def read_input(path: str | None) -> bytes:
@@ -35,10 +34,20 @@ def read_input(path: str | None) -> bytes:
         raise InputError(f"{path}: cannot read ({error.strerror})") from None
 
 
+def _new_temp_file(directory: str, name: str) -> tuple[int, str]:
+    """A new 0600 file beside the target, open for writing: ``tempfile.mkstemp``
+    without the cost of importing :mod:`tempfile` (it loads shutil, random...)."""
+    for _ in range(100):
+        temp_name = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), temp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unused temporary name in {directory}")
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically, keeping the file's permissions."""
-    import tempfile
-
     target = os.fspath(path)
     directory = os.path.dirname(target) or "."
     name = os.path.basename(target)
@@ -50,7 +59,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise OutputError(f"{target}: cannot write ({error.strerror})") from None
     temp_name = None
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        fd, temp_name = _new_temp_file(directory, name)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -66,14 +75,15 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             temp_name = None
         finally:
             if temp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp_name)
-        with contextlib.suppress(OSError):
+                _remove_quietly(temp_name)
+        try:
             dir_fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+        except OSError:
+            pass  # the rename is done; a directory that cannot be synced is not an error
     except OSError as error:
         raise OutputError(f"{target}: cannot write ({error.strerror})") from None
 
@@ -90,16 +100,32 @@ def write_output(path: str | None, data: bytes) -> None:
     write_atomic(path, data)
 
 
-@contextlib.contextmanager
-def private_dir(prefix: str = "gitcrypt-sops-") -> Iterator[Path]:
-    """A 0700 temporary directory, removed with everything in it on exit."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    directory = tempfile.mkdtemp(prefix=prefix)
-    os.chmod(directory, 0o700)
+def _remove_quietly(path: str) -> None:
     try:
-        yield Path(directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class PrivateDir:
+    """``with PrivateDir() as path``: a 0700 temporary directory, removed with everything in it on exit."""
+
+    def __init__(self, prefix: str = "gitcrypt-sops-") -> None:
+        self.prefix = prefix
+        self.directory: str | None = None
+
+    def __enter__(self) -> Path:
+        import tempfile
+        from pathlib import Path
+
+        self.directory = tempfile.mkdtemp(prefix=self.prefix)
+        os.chmod(self.directory, 0o700)
+        return Path(self.directory)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        import shutil
+
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)

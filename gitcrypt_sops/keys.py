@@ -21,13 +21,22 @@ The data key is either kept or rotated:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
 
 from . import api, datakey, providers
 from .cipher import DataKey
 from .errors import NoEncryptionKey, SopsError, UsageError
-from .metadata import Entry, Metadata
+from .metadata import Metadata
 from .providers.base import KeyProvider, Recipient
+from .records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .metadata import Entry
+
+    #: one place in a new key group: an existing entry kept as it is, or a recipient to wrap for
+    Slot = Entry | Recipient
 
 __all__ = [
     "GroupDiff",
@@ -42,11 +51,9 @@ __all__ = [
     "read_metadata",
 ]
 
-#: one place in a new key group: an existing entry kept as it is, or a recipient to wrap for
-Slot = Entry | Recipient
 
 
-class GroupDiff(NamedTuple):
+class GroupDiff(Record):
     """The recipients of one key group before and after a change, as labels (``age:age1…``)."""
 
     kept: list[str]

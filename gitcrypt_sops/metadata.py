@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
 from .codec import canonical_rfc3339_seconds, go_time_text
 from .errors import ConflictingParameters, SopsError
 from .walk import RULE_FIELDS, EncryptionRule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Entry = tuple[str, dict[str, Any]]
 
 #: the version string we write: the sops format release we are compatible with
 SOPS_FORMAT_VERSION = "3.11.0"
@@ -28,8 +33,6 @@ GROUP_ORDER = ("pgp", "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
 GROUP_ALWAYS = ("hc_vault", "age")
 
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
-
-Entry = tuple[str, dict[str, Any]]
 
 
 class MetadataError(SopsError):

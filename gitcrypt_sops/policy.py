@@ -46,11 +46,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from . import config as config_mod
 from .errors import ConfigError, SopsError
 from .walk import RULE_FIELDS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "POLICY_KEYS",
@@ -403,8 +406,9 @@ def load_policy(path: Path | str, *, strict: bool | None = None) -> Policy:
 
 def validate(config: config_mod.Config, *, strict: bool = True) -> Policy:
     """The :class:`Policy` of a loaded config; ConfigError (file:line) when it is malformed."""
-    import yaml  # type: ignore[import-untyped]
+    from . import pyyaml
 
+    yaml = pyyaml.load()
     checker = _Validator(config.path, yaml)
     root_node = checker.compose()
     top = checker.entries(root_node) if root_node is not None else {}
@@ -799,8 +803,9 @@ def _generic_documents(data: bytes, fmt: str) -> list[Any]:
             import json
 
             return [json.loads(data)]
-        import yaml
+        from . import pyyaml
 
+        yaml = pyyaml.load()
         return list(yaml.load_all(data, Loader=yaml.CSafeLoader))
     except Exception:  # noqa: BLE001 - not parseable: not the policy's business
         return []

@@ -34,9 +34,12 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
 
 from .errors import InputError, NoFileSpecified, SopsError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DEFAULT_BASELINE",

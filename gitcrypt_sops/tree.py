@@ -9,7 +9,11 @@ the same model sops uses (``sops.TreeBranch``), expressed with Python containers
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Tree = dict[Any, Any]
 
 
 class Comment:
@@ -22,9 +26,6 @@ class Comment:
 
     def __repr__(self) -> str:
         return f"Comment({self.text!r})"
-
-
-Tree = dict[Any, Any]
 
 
 def strip_comments(value: Any) -> Any:

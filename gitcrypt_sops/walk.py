@@ -8,16 +8,19 @@ documents and accumulates the MAC over them.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .codec import from_plaintext, is_enc, to_plaintext
+from .digest import sha512
 from .errors import ConflictingParameters, TreeDecryptError, TreeEncryptError
+from .records import Record
 from .tree import Comment
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .cipher import Cipher
 
 RULE_FIELDS = (
@@ -44,7 +47,7 @@ class _Unchanged:
 UNCHANGED: Any = _Unchanged()
 
 
-class EncryptionRule(NamedTuple):
+class EncryptionRule(Record):
     """At most one of the six sops rules, plus ``mac_only_encrypted``."""
 
     kind: str = "unencrypted_suffix"
@@ -99,7 +102,7 @@ class Walker:
         self.rule = rule
         self.outputs = outputs
         self.mac_only = rule.mac_only_encrypted
-        self.hasher = hashlib.sha512()
+        self.hasher = sha512()
         if self.mac_only:
             self.hasher.update(MAC_ONLY_ENCRYPTED_INIT)
         self._comment_rule = rule.is_comment_rule

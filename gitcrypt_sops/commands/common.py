@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from ..errors import ConflictingParameters, NoFileSpecified, SopsError
 from ..walk import RULE_FIELDS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: key flags: option name -> provider type id (sops's flag names)
 KEY_FLAGS: dict[str, str] = {

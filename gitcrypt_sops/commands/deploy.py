@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from ..errors import ConflictingParameters, UsageError
 from .common import decrypt_flags, read_input
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:

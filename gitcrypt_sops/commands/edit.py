@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictingParameters, InputError, NoFileSpecified, SopsError
 from .common import decrypt_flags, key_flags, rule_flags
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..api import EncryptOptions
     from ..edits import Session
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from typing import Any
 
 from ..errors import SopsError, UsageError
 from .common import KEY_FLAGS, decrypt_flags, formats, io_flags, read_input, store_indents, write_result
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: key flags of rotate and groups add: sops's, plus HuaweiCloud KMS (no provider ships for it)
 ROTATE_FLAGS: dict[str, str] = {**KEY_FLAGS, "hckms": "hckms"}

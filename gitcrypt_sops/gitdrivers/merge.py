@@ -32,10 +32,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from ..errors import DataKeyError, MacMismatch, SopsError
 from ..tree import Comment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Conflict", "MergeConflict", "MergeResult", "merge_documents", "merge_driver", "merge_files", "resolve"]
 

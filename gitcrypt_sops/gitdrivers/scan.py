@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from .. import config as config_mod
 from ..errors import ConfigNotFound, NoFileSpecified
 from ..policy import Policy, Violation, check_document, load_policy
 from . import git as gitmod
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ScanResult", "check_paths", "check_staged", "collect"]
 

@@ -20,9 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
 
 from ..errors import MacMismatch, SopsError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["keyless_view", "textconv"]
 

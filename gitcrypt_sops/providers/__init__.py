@@ -9,8 +9,8 @@ only when a file or a flag needs it.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .base import KeyProvider
 

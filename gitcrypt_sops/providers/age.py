@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 import pyrage  # type: ignore[import-untyped]
 from pyrage import ssh as _ssh
@@ -29,6 +28,10 @@ from pyrage import x25519 as _x25519
 
 from ..errors import ConfigError
 from .base import KeyProvider, ProviderError, Recipient
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AgeProvider",

@@ -29,10 +29,13 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from ..errors import ConfigError
 from .base import KeyProvider, ProviderError, Recipient
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["AwsKmsProvider", "clear_cache", "parse_arn", "session_name"]
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
 
 from ..errors import SopsError
+from ..records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
-class Recipient(NamedTuple):
+class Recipient(Record):
     """One master key that can wrap a data key.
 
     ``ident`` is what identifies the key to a person (an age public key, a KMS ARN,

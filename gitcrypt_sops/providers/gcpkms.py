@@ -32,10 +32,13 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
 
 from ..errors import ConfigError
 from .base import KeyProvider, ProviderError, Recipient
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["GcpKmsProvider", "clear_cache", "crc32c", "endpoint_from_env", "parse_resource_id"]
 

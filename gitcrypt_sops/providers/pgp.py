@@ -27,10 +27,14 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
 
 from ..errors import ConfigError
+from ..records import Record
 from .base import KeyProvider, ProviderError, Recipient
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PgpProvider", "gnupg_home", "gpg_binary", "normalize_fingerprint"]
 
@@ -92,7 +96,7 @@ def _interactive() -> bool:
         return False
 
 
-class _Run(NamedTuple):
+class _Run(Record):
     returncode: int
     stdout: bytes
     #: ``[GNUPG:]`` status lines, keyword first

@@ -34,10 +34,14 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 from ..errors import ConfigError
+from ..records import Record
 from .base import KeyProvider, ProviderError, Recipient
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["VaultKey", "VaultTransitProvider", "parse_uri", "read_token"]
 
@@ -51,7 +55,7 @@ _GO_TRUE = frozenset({"1", "t", "T", "true", "TRUE", "True"})
 _MAX_DETAIL = 200
 
 
-class VaultKey(NamedTuple):
+class VaultKey(Record):
     """One transit key: the server, the mount path of the engine and the key's name."""
 
     address: str

@@ -17,11 +17,13 @@ which a mapping cannot hold (and last-one-wins would break the MAC of such a fil
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import EmitError, InputError
 from ..tree import Comment
 from .flatten import go_value_string
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["dump", "load"]
 

@@ -17,12 +17,15 @@ import itertools
 import math
 import re
 from datetime import datetime, timedelta
-from typing import Any
 
 from ..codec import GoTime
 from ..errors import EmitError
 from ..metadata import MetadataError
 from ..tree import Comment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["DOTENV_PREFIX", "attach_metadata", "extract_metadata", "go_value_string", "go_verb_v"]
 

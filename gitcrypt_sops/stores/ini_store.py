@@ -32,11 +32,14 @@ comes first is written back without that header.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..errors import EmitError, InputError
 from ..tree import Comment
 from .flatten import go_value_string
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["DEFAULT_SECTION", "dump", "load"]
 

@@ -16,10 +16,13 @@ import datetime as _dt
 import json
 import re
 from collections.abc import Callable
-from typing import Any, NoReturn
 
 from gitcrypt_sops.errors import EmitError, InputError
 from gitcrypt_sops.tree import Comment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = ["dump", "dump_value", "go_float_json", "load"]
 

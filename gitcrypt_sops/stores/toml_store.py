@@ -39,12 +39,15 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime, time
-from typing import Any
 
 from ..codec import INT64_MAX, INT64_MIN, go_time_text, parse_rfc3339
 from ..errors import AlreadyEncrypted, EmitError, EmptyDocument, InputError
 from ..tree import Comment, strip_comments
 from ..walk import UNCHANGED
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["TomlFile", "dump", "emit_encrypted", "load", "metadata_block", "splice"]
 

@@ -10,11 +10,13 @@ encrypted comments inside sequences as ``- ENC[...]`` elements.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..codec import ENC_PREFIX
 from ..tree import Comment
 from .yaml_scalars import double_quoted, plain_string_ok, render_scalar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def render_key(key: Any) -> str:

@@ -8,14 +8,15 @@ typed value.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from ..codec import GoTime, go_time_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -144,9 +145,11 @@ def resolve_tagged(text: str, tag: str, plain: bool) -> Any:
     if short == "str":
         return text
     if short == "binary":
+        import base64
+
         try:
             return base64.b64decode("".join(text.split()), validate=True).decode("utf-8", "surrogateescape")
-        except (binascii.Error, ValueError):
+        except ValueError:  # binascii.Error included
             raise ValueError("!!binary value contains invalid base64 data") from None
     expected = _TAG_TYPES.get(short)
     if expected is not None:
@@ -164,8 +167,15 @@ def resolve_tagged(text: str, tag: str, plain: bool) -> Any:
 # -- writing scalars ----------------------------------------------------------------
 
 _PLAIN_SAFE_FIRST = re.compile(r"^[^\s\-?:,\[\]{}#&*!|>'\"%@`]")
-_PLAIN_UNSAFE = re.compile(r"(: |:$| #|[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff])")
+# the characters above U+00FF are tested with ``in`` (see _has_unicode_break): a class
+# holding them makes re build a 64k-entry table, a few million instructions per run
+_PLAIN_UNSAFE = re.compile(r"(: |:$| #|[\x00-\x1f\x7f-\x9f])")
 _FLOW_UNSAFE = re.compile(r"[,\[\]{}]")
+_UNICODE_BREAKS = ("\u2028", "\u2029", "\ufeff")
+
+
+def _has_unicode_break(text: str) -> bool:
+    return not text.isascii() and any(char in text for char in _UNICODE_BREAKS)
 
 
 def plain_string_ok(text: str, flow: bool = False) -> bool:
@@ -175,7 +185,7 @@ def plain_string_ok(text: str, flow: bool = False) -> bool:
     if not _PLAIN_SAFE_FIRST.match(text):
         if not (text[0] in "-?:" and len(text) > 1 and not text[1].isspace() and text[0] != ":"):
             return False
-    if _PLAIN_UNSAFE.search(text) or (flow and _FLOW_UNSAFE.search(text)):
+    if _PLAIN_UNSAFE.search(text) or _has_unicode_break(text) or (flow and _FLOW_UNSAFE.search(text)):
         return False
     if text.startswith(("---", "...")):
         return False
@@ -199,9 +209,9 @@ def _yaml11_typed(text: str) -> bool:
     """
     if text in _OLD_BOOLS:
         return True
-    from yaml.resolver import Resolver
+    from .. import pyyaml
 
-    for tag, pattern in Resolver.yaml_implicit_resolvers.get(text[0], ()):
+    for tag, pattern in pyyaml.load().resolver.Resolver.yaml_implicit_resolvers.get(text[0], ()):
         if tag in _YAML11_QUOTED and pattern.match(text):
             return True
     return False
@@ -236,12 +246,23 @@ def literal_block_ok(text: str) -> bool:
         return False
     if text.startswith((" ", "\n")) or "\r" in text:
         return False
-    if _BLOCK_UNSAFE.search(text):
+    if _BLOCK_UNSAFE.search(text) or _has_unicode_break(text) or _has_surrogate(text):
         return False
     return not any(line != line.rstrip(" \t") and not line.strip() for line in text.split("\n")[:-1])
 
 
-_BLOCK_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
+_BLOCK_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _has_surrogate(text: str) -> bool:
+    """True for a lone surrogate (a raw byte kept by surrogateescape)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def literal_block(text: str, indent: str) -> str:

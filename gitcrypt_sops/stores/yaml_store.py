@@ -13,14 +13,16 @@ block emitter instead.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import AlreadyEncrypted, EmptyDocument, InputError
 from ..tree import Comment, strip_comments
 from ..walk import UNCHANGED
 from . import apply_edits
 from .yaml_emit import emit_document, emit_flow
 from .yaml_scalars import Uint64Value, double_quoted, render_scalar, resolve_plain, resolve_tagged
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # span kinds
 _SCALAR = 0
@@ -347,8 +349,9 @@ class _Loader:
     # -- the event loop -------------------------------------------------------------
 
     def run(self) -> None:
-        import yaml
+        from .. import pyyaml
 
+        yaml = pyyaml.load()
         text = self.text
         try:
             events: Any = yaml.parse(text, Loader=yaml.CSafeLoader)  # libyaml events carry exact marks
