@@ -1,7 +1,5 @@
 """``python -m gitcrypt_sops``: the command line."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

@@ -88,13 +88,12 @@ class Decrypted:
 # -- stores ---------------------------------------------------------------------------
 
 
-def parse(data: bytes, fmt: str, *, encrypted: bool) -> Parsed:
-    """Read ``data`` in format ``fmt``; ``encrypted`` says whether metadata is expected."""
-    if fmt == "yaml":
-        from .stores import yaml_store
+def parse(data: bytes | bytearray, fmt: str, *, encrypted: bool) -> Parsed:
+    """Read ``data`` in format ``fmt``; ``encrypted`` says whether metadata is expected.
 
-        yaml_file = yaml_store.load(data, want_metadata=encrypted)
-        return Parsed("yaml", yaml_file.documents, yaml_file.metadata, yaml_file.has_metadata, yaml_file)
+    A ``bytearray`` is taken over: it is emptied as soon as its text is decoded,
+    so that a large file is not held twice while its tree is built.
+    """
     if fmt == "json":
         from .stores import json_store
 
@@ -102,6 +101,15 @@ def parse(data: bytes, fmt: str, *, encrypted: bool) -> Parsed:
             raise InputError("JSON document is empty")
         tree = json_store.load(data)
         return _with_metadata("json", tree, encrypted)
+    if isinstance(data, bytearray):
+        handed_over = data
+        data = bytes(handed_over)
+        handed_over.clear()
+    if fmt == "yaml":
+        from .stores import yaml_store
+
+        yaml_file = yaml_store.load(data, want_metadata=encrypted)
+        return Parsed("yaml", yaml_file.documents, yaml_file.metadata, yaml_file.has_metadata, yaml_file)
     if fmt == "binary":
         if encrypted:
             from .stores import json_store
@@ -295,16 +303,26 @@ def decrypt_parsed(
     decryption_order: Sequence[str] = datakey.DEFAULT_DECRYPTION_ORDER,
     data_key: DataKey | None = None,
     keep_outputs: bool = False,
+    keep_ivs: bool = True,
+    consume: bool = False,
 ) -> Decrypted:
-    """Decrypt parsed documents and verify the MAC (unless ``ignore_mac``)."""
+    """Decrypt parsed documents and verify the MAC (unless ``ignore_mac``).
+
+    ``keep_ivs`` fills the result's IV stash, which re-encryption needs to keep
+    unchanged values byte-identical; a plain decrypt skips it (it is about as big
+    as the plaintext).  ``consume`` empties ``parsed``'s documents while decrypting
+    them (see :meth:`Walker.decrypt_document`), for callers done with the input.
+    """
     meta = read_metadata(parsed)
     unwrapped_by: list[str] = []
     key = data_key or datakey.unwrap(meta, decryption_order, used=unwrapped_by)
     stash: dict[StashKey, bytes] = {}
-    cipher = Cipher(key, stash)
+    cipher = Cipher(key, stash if keep_ivs else None)
     outputs: list[Any] | None = [] if keep_outputs else None
     walker = Walker(cipher, meta.rule, outputs)
-    documents = [walker.decrypt_document(document) for document in parsed.documents]
+    documents = [walker.decrypt_document(document, consume=consume) for document in parsed.documents]
+    if consume:
+        parsed.documents.clear()
     if not ignore_mac:
         verify_mac(meta, key, walker.mac_hex())
     if data_key is None:
@@ -325,7 +343,7 @@ def verify_mac(meta: Metadata, key: DataKey, computed: str) -> None:
 
 
 def decrypt_bytes(
-    data: bytes,
+    data: bytes | bytearray,
     fmt: str,
     output_fmt: str | None = None,
     *,
@@ -339,14 +357,16 @@ def decrypt_bytes(
     """Decrypt an encrypted file's bytes into plaintext in ``output_fmt`` (default: ``fmt``).
 
     YAML keeps the file's own layout unless ``keep_layout`` is False (``--indent``).
+    A ``bytearray`` is taken over, as by :func:`parse`.
     """
     out_fmt = output_fmt or fmt
     parsed = parse(data, fmt, encrypted=True)
     splice = (keep_layout and out_fmt == "yaml" and parsed.yaml_file is not None
               and parsed.yaml_file.spliceable and extract is None)
     toml_splice = out_fmt == "toml" and parsed.toml_file is not None and extract is None
+    # what follows reads the decrypted tree and the splice spans only: free the input while decrypting
     result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order,
-                            keep_outputs=splice or toml_splice)
+                            keep_outputs=splice or toml_splice, keep_ivs=False, consume=True)
     if extract is not None:
         return extract_value(result.documents[0], extract, out_fmt, yaml_indent, json_indent)
     if splice:

@@ -15,7 +15,9 @@ from .errors import InputError, OutputError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+    from typing import Any, BinaryIO
     from types import TracebackType
 
 
@@ -23,9 +25,38 @@ def read_input(path: str | None) -> bytes:
     """The bytes of ``path``, or of stdin when ``path`` is None or ``-``."""
     if path is None or path == "-":
         return sys.stdin.buffer.read()
+    data: bytes = _read_file(path, lambda handle: handle.read())
+    return data
+
+
+def read_input_buffer(path: str | None) -> bytearray:
+    """Like :func:`read_input`, into a bytearray that the pipeline may empty once
+    it has decoded it (see :func:`gitcrypt_sops.api.parse`), so that a large input
+    is not held twice."""
+    if path is None or path == "-":
+        return bytearray(sys.stdin.buffer.read())
+    data: bytearray = _read_file(path, _read_into_buffer)
+    return data
+
+
+def _read_into_buffer(handle: BinaryIO) -> bytearray:
+    data = bytearray(os.fstat(handle.fileno()).st_size)
+    filled = 0
+    with memoryview(data) as view:
+        while filled < len(data):
+            count = handle.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not count:
+                break
+            filled += count
+    del data[filled:]
+    data += handle.read()  # a file that grew, or one whose size fstat cannot tell
+    return data
+
+
+def _read_file(path: str, read: Callable[[BinaryIO], Any]) -> Any:
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        with open(path, "rb", buffering=0) as handle:
+            return read(handle)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .codec import from_plaintext, is_enc, to_plaintext
+from .codec import ENC_PREFIX, from_plaintext, is_enc, to_plaintext
 from .digest import sha512
 from .errors import ConflictingParameters, TreeDecryptError, TreeEncryptError
 from .records import Record
@@ -114,6 +114,7 @@ class Walker:
             self._match = rule.key_matcher()
         self._encrypt_when_matched = rule.encrypts_when_matched
         self._stack: list[list[str]] = []
+        self._consume = False
 
     # -- the rules -------------------------------------------------------------------
 
@@ -215,8 +216,12 @@ class Walker:
 
     # -- decryption ------------------------------------------------------------------
 
-    def decrypt_document(self, document: dict[Any, Any]) -> dict[Any, Any]:
+    def decrypt_document(self, document: dict[Any, Any], *, consume: bool = False) -> dict[Any, Any]:
+        """The decrypted copy of ``document``; ``consume`` replaces each of the
+        document's values with None once decrypted, so that a large encrypted tree
+        is freed while its plaintext is built."""
         self._stack = []
+        self._consume = consume
         result: dict[Any, Any] = self._decrypt_node(document, "", False, ())
         return result
 
@@ -227,12 +232,20 @@ class Walker:
             if self._comment_rule:
                 self._stack.append([])
             inner = ancestors + (prefix,)
+            match = self._match
             for key, value in node.items():
                 if key.__class__ is Comment:
                     out[self._decrypt_comment(key, prefix, matched, ancestors)] = None
                     continue
-                out[key] = self._decrypt_node(value, prefix + key + ":", matched or self._match(key), inner)
-                self._entry_done()
+                value_cls = value.__class__
+                if value_cls is dict or value_cls is list:
+                    out[key] = self._decrypt_node(value, prefix + key + ":", matched or match(key), inner)
+                else:
+                    out[key] = self._decrypt_leaf(value, prefix + key + ":", matched or match(key))
+                if self._consume:
+                    node[key] = None  # a value's replacement keeps the dict's size: safe while iterating
+                if self._comment_rule:
+                    self._entry_done()
             if self._comment_rule:
                 self._stack.pop()
             return out
@@ -240,18 +253,44 @@ class Walker:
             items: list[Any] = []
             if self._comment_rule:
                 self._stack.append([])
-            for item in node:
+            for index, item in enumerate(node):
                 if item.__class__ is Comment:
                     items.append(self._decrypt_comment(item, prefix, matched, ancestors))
                     continue
-                items.append(self._decrypt_node(item, prefix, matched, ancestors))
-                self._entry_done()
+                item_cls = item.__class__
+                if item_cls is dict or item_cls is list:
+                    items.append(self._decrypt_node(item, prefix, matched, ancestors))
+                else:
+                    items.append(self._decrypt_leaf(item, prefix, matched))
+                if self._consume:
+                    node[index] = None
+                if self._comment_rule:
+                    self._entry_done()
             if self._comment_rule:
                 self._stack.pop()
             return items
+        return self._decrypt_leaf(node, prefix, matched)
+
+    def _decrypt_leaf(self, node: Any, prefix: str, matched: bool) -> Any:
         if node is None:
             return None
-        encrypted = self._encrypted(matched, False)
+        if self._comment_rule:
+            encrypted = self._encrypted(matched, False)
+        else:
+            encrypted = matched if self._encrypt_when_matched else not matched
+        if encrypted and node.__class__ is str and node.startswith(ENC_PREFIX):
+            plaintext, type_tag = self.cipher.open(node, prefix or ":")
+            if type_tag == "str":  # the common case, inlined
+                value: Any = plaintext.decode("utf-8", "surrogateescape")
+                self.hasher.update(plaintext)
+            else:
+                value = from_plaintext(plaintext, type_tag)
+                if value.__class__ is not Comment:  # matches sops 3.11: a decrypted comment is not hashed
+                    self.hasher.update(to_plaintext(value)[0])
+            if self.outputs is not None:
+                self.outputs.append(value)
+            return value
+        cls = node.__class__
         if not encrypted:
             self._hash(to_plaintext(node)[0], False)
             if self.outputs is not None:
@@ -263,15 +302,7 @@ class Walker:
             if self.outputs is not None:
                 self.outputs.append(UNCHANGED)
             return node
-        if not is_enc(node):
-            raise TreeDecryptError(f"the value at '{prefix or ':'}' is not encrypted (expected ENC[AES256_GCM,...])")
-        plaintext, type_tag = self.cipher.open(node, prefix or ":")
-        value = from_plaintext(plaintext, type_tag)
-        if value.__class__ is not Comment:  # matches sops 3.11: a decrypted comment is not hashed
-            self._hash(plaintext if type_tag == "str" else to_plaintext(value)[0], True)
-        if self.outputs is not None:
-            self.outputs.append(value)
-        return value
+        raise TreeDecryptError(f"the value at '{prefix or ':'}' is not encrypted (expected ENC[AES256_GCM,...])")
 
     def _decrypt_comment(self, comment: Comment, prefix: str, matched: bool, ancestors: tuple[str, ...]) -> Comment:
         self._note_comment(comment.text)

@@ -96,6 +96,18 @@ def formats(args: argparse.Namespace) -> tuple[str, str]:
 def read_input(args: argparse.Namespace) -> bytes:
     from ..fsio import read_input
 
+    return read_input(checked_input_path(args))
+
+
+def read_input_buffer(args: argparse.Namespace) -> bytearray:
+    """The input in a bytearray the pipeline may empty early (for large decrypts)."""
+    from ..fsio import read_input_buffer
+
+    return read_input_buffer(checked_input_path(args))
+
+
+def checked_input_path(args: argparse.Namespace) -> str | None:
+
     path = target_path(args)
     if path is not None and not os.path.exists(path):
         raise NoFileSpecified(f"cannot operate on non-existent file {path!r}")
@@ -103,7 +115,7 @@ def read_input(args: argparse.Namespace) -> bytes:
         raise ConflictingParameters("cannot use --in-place when reading from stdin")
     if getattr(args, "in_place", False) and args.output:
         raise ConflictingParameters("--in-place and --output cannot be used together")
-    return read_input(path)
+    return path
 
 
 def write_result(args: argparse.Namespace, data: bytes) -> None:

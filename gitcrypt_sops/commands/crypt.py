@@ -14,6 +14,7 @@ from .common import (
     key_flags,
     load_config,
     read_input,
+    read_input_buffer,
     rule_flags,
     store_indents,
     write_result,
@@ -56,7 +57,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 def cmd_decrypt(args: argparse.Namespace) -> int:
     from .. import api, datakey
 
-    data = read_input(args)
+    data = read_input_buffer(args)
     input_fmt, output_fmt = formats(args)
     config = load_config(args) if (args.indent is None and args.config) else None
     yaml_indent, json_indent = store_indents(args, config)

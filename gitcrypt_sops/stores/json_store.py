@@ -32,7 +32,7 @@ _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 _WS = " \t\n\r"
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # A JSON string token, or (group 1) a token the locator is looking for.
 _CONSTANT_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(NaN|-?Infinity)', re.DOTALL)
 _NUMBER_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)', re.DOTALL)
@@ -93,21 +93,23 @@ _decode = json.JSONDecoder(
 ).decode
 
 
-def load(data: bytes) -> dict[str, Any]:
+def load(data: bytes | bytearray) -> dict[str, Any]:
     """Parse a JSON document whose top level is an object into the tree.
 
     Integers stay exact Python ``int`` of any size (sops 3.11 turns them into
     float64; 3.13 keeps those in the int64 range), except ``-0``, which becomes
     the float ``-0.0`` so that it is written back as ``-0``.  Raises
     :class:`InputError` for anything sops refuses and, stricter than sops, for
-    duplicate keys, trailing data and invalid UTF-8.
+    duplicate keys, trailing data and invalid UTF-8.  A ``bytearray`` is emptied
+    once decoded (see :func:`gitcrypt_sops.api.parse`).
     """
-    raw = bytes(data)
     try:
-        text = raw.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, col = _byte_position(raw, exc.start)
+        line, col = _byte_position(bytes(data), exc.start)
         raise InputError(f"invalid UTF-8 in JSON at line {line}, column {col}") from None
+    if data.__class__ is bytearray:
+        data.clear()  # handed over by the caller (see api.parse): hold the text only
     if text.startswith("\ufeff"):
         # matches sops: Go's decoder rejects a byte order mark
         raise InputError("JSON document starts with a byte order mark (BOM); remove it")
@@ -133,7 +135,7 @@ def load(data: bytes) -> dict[str, Any]:
         raise InputError("invalid JSON: a number has too many digits") from None
     if tree.__class__ is not dict:
         raise InputError(f"JSON top level must be an object, not {_kind(tree)}")
-    if b"\\u" in raw and _SURROGATE_ESCAPE.search(raw):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         tree = _replace_lone_surrogates(tree, [])
     result: dict[str, Any] = tree
     return result

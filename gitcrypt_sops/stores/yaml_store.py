@@ -354,8 +354,11 @@ class _Loader:
         yaml = pyyaml.load()
         text = self.text
         try:
-            events: Any = yaml.parse(text, Loader=yaml.CSafeLoader)  # libyaml events carry exact marks
-            for event in events:
+            get_event = yaml.CSafeLoader(text).get_event  # libyaml events carry exact marks
+            while True:
+                event = get_event()
+                if event is None:  # after the stream's end
+                    break
                 kind = event.__class__.__name__
                 start = event.start_mark.index
                 if kind in ("MappingEndEvent", "SequenceEndEvent") and start == event.end_mark.index:
