@@ -1,0 +1,171 @@
+"""The start-up and memory shortcuts behave exactly like what they replace.
+
+``records.Record`` (typed named tuples without ``typing``), ``digest`` (builtin
+SHA-512 and constant-time comparison), ``pyyaml.load`` (PyYAML without its costly
+regex), ``fsio.read_input_buffer`` and the consuming decrypt, and the console
+entry point (rare GC, ``os._exit`` after flushing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import AGE_KEY_FILE, AGE_RECIPIENT, scrubbed_env
+
+from gitcrypt_sops import api, digest, fsio, pyyaml
+from gitcrypt_sops.cipher import DataKey
+from gitcrypt_sops.providers.base import Recipient
+from gitcrypt_sops.records import Record
+from gitcrypt_sops.walk import EncryptionRule
+
+# -- records -------------------------------------------------------------------------
+
+
+class Point(Record):
+    """A test record."""
+
+    x: int
+    label: str = "origin"
+
+    def moved(self, by: int) -> Point:
+        return self._replace(x=self.x + by)
+
+
+def test_record_is_a_named_tuple_with_defaults_methods_and_pickling() -> None:
+    point = Point(3)
+    assert point == (3, "origin") and point.x == 3 and point.label == "origin"
+    assert Point._fields == ("x", "label") and repr(point) == "Point(x=3, label='origin')"
+    assert point.moved(2) == Point(5, "origin") and type(point.moved(2)) is Point
+    assert pickle.loads(pickle.dumps(point)) == point and hash(point) == hash((3, "origin"))
+    assert Point.__doc__ == "A test record." and Point.__module__ == __name__
+    with pytest.raises(AttributeError):
+        point.other = 1  # type: ignore[attr-defined]
+
+
+def test_record_refuses_a_required_field_after_a_default() -> None:
+    with pytest.raises(TypeError, match="without a default follows"):
+
+        class Bad(Record):
+            first: int = 0
+            second: int
+
+
+def test_project_records_keep_their_named_tuple_behaviour() -> None:
+    recipient = Recipient("age", AGE_RECIPIENT)
+    assert recipient.options == () and recipient._replace(options=(("a", 1),)).option("a") == 1
+    assert str(recipient) == f"age:{AGE_RECIPIENT}"
+    rule = EncryptionRule.from_fields({"encrypted_regex": "^pw"})
+    assert rule == ("encrypted_regex", "^pw", False) and rule.encrypts_when_matched
+
+
+# -- digest --------------------------------------------------------------------------
+
+
+def test_digest_sha512_matches_hashlib() -> None:
+    chunks = [b"", b"a", os.urandom(1000), "é".encode()]
+    ours, reference = digest.sha512(), hashlib.sha512()
+    for chunk in chunks:
+        ours.update(chunk)
+        reference.update(chunk)
+    assert ours.hexdigest() == reference.hexdigest()
+
+
+@pytest.mark.parametrize(("left", "right"), [(b"abc", b"abc"), (b"abc", b"abd"), (b"abc", b"ab"), (b"", b"")])
+def test_constant_time_equal_agrees_with_hmac(left: bytes, right: bytes) -> None:
+    assert digest.constant_time_equal(left, right) == hmac.compare_digest(left, right)
+    assert (DataKey(left.ljust(32, b"k")) == DataKey(right.ljust(32, b"k"))) == (left.ljust(32, b"k") == right.ljust(32, b"k"))
+
+
+# -- pyyaml --------------------------------------------------------------------------
+
+
+def test_listed_pattern_matches_the_same_characters_as_pyyamls() -> None:
+    every_character = "".join(map(chr, range(0x110000)))
+    original = re.compile(pyyaml.NON_PRINTABLE)
+    listed = re.compile(pyyaml.NON_PRINTABLE_LISTED)
+    assert listed.findall(every_character) == original.findall(every_character)
+
+
+def test_pyyaml_import_uses_the_seed(tmp_path: Path) -> None:
+    # a fresh interpreter: the installed PyYAML still spells the pattern as we expect
+    code = ("from gitcrypt_sops import pyyaml; yaml = pyyaml.load(); "
+            "print(yaml.reader.Reader.NON_PRINTABLE.pattern == pyyaml.NON_PRINTABLE_LISTED); "
+            "print(yaml.safe_load('a: [1, x]') == {'a': [1, 'x']})")
+    result = subprocess.run([sys.executable, "-c", code], env=scrubbed_env(tmp_path), capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.stdout.split() == ["True", "True"], result.stderr
+
+
+# -- reading and consuming the input ---------------------------------------------------
+
+
+def test_read_input_buffer_reads_files_of_any_size(tmp_path: Path) -> None:
+    for size in (0, 1, 65537):
+        path = tmp_path / f"f{size}"
+        content = os.urandom(size)
+        path.write_bytes(content)
+        buffer = fsio.read_input_buffer(str(path))
+        assert isinstance(buffer, bytearray) and buffer == content == fsio.read_input(str(path))
+    assert fsio.read_input_buffer("/proc/self/status").startswith(b"Name:")  # st_size is 0 there
+    with pytest.raises(fsio.InputError, match="no such file"):
+        fsio.read_input_buffer(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml", "dotenv"])
+def test_decrypt_of_a_handed_over_buffer_empties_it_and_matches_bytes(fmt: str, age_env: None) -> None:
+    plain = {"json": b'{"a": {"b": ["x", 1, true]}, "c": "y"}', "yaml": b"a:\n  b: [x, 1, true]\nc: y\n",
+             "dotenv": b"A=x\nC=y\n"}[fmt]
+    options = api.EncryptOptions([[Recipient("age", AGE_RECIPIENT)]])
+    encrypted = api.encrypt_bytes(plain, fmt, options)
+    buffer = bytearray(encrypted)
+    assert api.decrypt_bytes(buffer, fmt) == api.decrypt_bytes(encrypted, fmt)
+    assert buffer == bytearray()
+
+
+def test_consuming_decrypt_empties_the_parsed_tree(age_env: None) -> None:
+    options = api.EncryptOptions([[Recipient("age", AGE_RECIPIENT)]])
+    encrypted = api.encrypt_bytes(b'{"a": {"b": ["x", "y"]}, "c": 1}', "json", options)
+    kept = api.decrypt_parsed(api.parse(encrypted, "json", encrypted=True))
+    parsed = api.parse(encrypted, "json", encrypted=True)
+    consumed = api.decrypt_parsed(parsed, consume=True, keep_ivs=False)
+    assert consumed.documents == kept.documents and parsed.documents == []
+    assert consumed.stash == {} and kept.stash  # the IV stash is only filled on request
+
+
+@pytest.fixture
+def age_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(AGE_KEY_FILE))
+
+
+# -- the console entry ---------------------------------------------------------------------
+
+
+def test_console_entry_flushes_output_and_passes_exit_codes(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "gitcrypt-sops"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "gitcrypt_sops"]
+    env = scrubbed_env(tmp_path, {"SOPS_AGE_KEY_FILE": str(AGE_KEY_FILE)})
+    big = {f"key{i}": "v" * 50 for i in range(3000)}  # more than a pipe buffer of output
+    (tmp_path / "big.json").write_text(json.dumps(big))
+    run = subprocess.run([*command, "encrypt", "--age", AGE_RECIPIENT, "big.json"], cwd=tmp_path, env=env,
+                         capture_output=True, check=False, timeout=60)
+    assert run.returncode == 0, run.stderr
+    (tmp_path / "big.enc.json").write_bytes(run.stdout)
+    decrypted = subprocess.run([*command, "decrypt", "big.enc.json"], cwd=tmp_path, env=env, capture_output=True,
+                               check=False, timeout=60)
+    assert decrypted.returncode == 0 and json.loads(decrypted.stdout) == big
+    missing = subprocess.run([*command, "decrypt", "nope.json"], cwd=tmp_path, env=env, capture_output=True,
+                             check=False, timeout=60)
+    assert missing.returncode == 100 and missing.stderr.count(b"\n") == 1 and missing.stdout == b""
+    head = subprocess.run(f"{' '.join(command)} decrypt big.enc.json | head -c 10", shell=True, cwd=tmp_path, env=env,
+                          capture_output=True, check=False, timeout=60)
+    assert head.stdout == decrypted.stdout[:10] and b"Traceback" not in head.stderr
+
