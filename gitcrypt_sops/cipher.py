@@ -70,14 +70,6 @@ class Cipher:
         self._pos = 0
         self.stash = stash
 
-    def _fresh_iv(self) -> bytes:
-        if self._pos >= len(self._ivs):
-            self._ivs = os.urandom(IV_SIZE * _IV_BATCH)
-            self._pos = 0
-        iv = self._ivs[self._pos : self._pos + IV_SIZE]
-        self._pos += IV_SIZE
-        return iv
-
     def seal(self, plaintext: bytes, aad: str, type_tag: str) -> str:
         """The ENC string for ``plaintext``; an empty plaintext stays empty (sops quirk)."""
         if not plaintext:
@@ -87,7 +79,12 @@ class Cipher:
         if stash is not None:
             iv = stash.get((aad, type_tag, plaintext))
         if iv is None:
-            iv = self._fresh_iv()
+            position = self._pos
+            if position >= len(self._ivs):
+                self._ivs = os.urandom(IV_SIZE * _IV_BATCH)
+                position = 0
+            self._pos = position + IV_SIZE
+            iv = self._ivs[position : position + IV_SIZE]
         sealed = self._aes.encrypt(iv, plaintext, aad.encode("utf-8", "surrogateescape"))
         return format_enc(sealed[:-TAG_SIZE], iv, sealed[-TAG_SIZE:], type_tag)
 

@@ -242,10 +242,10 @@ def mac_bytes(value: Any, plaintext: bytes | None = None) -> bytes:
 
 def format_enc(data: bytes, iv: bytes, tag: bytes, type_tag: str) -> str:
     b64 = binascii.b2a_base64
-    return (
-        f"ENC[AES256_GCM,data:{b64(data, newline=False).decode()},"
-        f"iv:{b64(iv, newline=False).decode()},tag:{b64(tag, newline=False).decode()},type:{type_tag}]"
-    )
+    return b"".join((
+        b"ENC[AES256_GCM,data:", b64(data, newline=False), b",iv:", b64(iv, newline=False),
+        b",tag:", b64(tag, newline=False), b",type:", type_tag.encode(), b"]",
+    )).decode()
 
 
 def parse_enc(text: str) -> tuple[bytes, bytes, bytes, str]:

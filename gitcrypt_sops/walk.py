@@ -169,8 +169,13 @@ class Walker:
                 if key.__class__ is not str:
                     where = prefix or "the top level"
                     raise TreeEncryptError(f"tree contains a non-string key ({type(key).__name__}) at '{where}'")
-                out[key] = self._encrypt_node(value, prefix + key + ":", matched or self._match(key))
-                self._entry_done()
+                value_cls = value.__class__
+                if value_cls is dict or value_cls is list:
+                    out[key] = self._encrypt_node(value, prefix + key + ":", matched or self._match(key))
+                else:
+                    out[key] = self._encrypt_leaf(value, prefix + key + ":", matched or self._match(key))
+                if self._comment_rule:
+                    self._entry_done()
             if self._comment_rule:
                 self._stack.pop()
             return out
@@ -182,16 +187,31 @@ class Walker:
                 if item.__class__ is Comment:
                     items.append(self._encrypt_comment(item, prefix, matched))
                     continue
-                items.append(self._encrypt_node(item, prefix, matched))
-                self._entry_done()
+                item_cls = item.__class__
+                if item_cls is dict or item_cls is list:
+                    items.append(self._encrypt_node(item, prefix, matched))
+                else:
+                    items.append(self._encrypt_leaf(item, prefix, matched))
+                if self._comment_rule:
+                    self._entry_done()
             if self._comment_rule:
                 self._stack.pop()
             return items
+        return self._encrypt_leaf(node, prefix, matched)
+
+    def _encrypt_leaf(self, node: Any, prefix: str, matched: bool) -> Any:
         if node is None:
             return None
-        plaintext, type_tag = to_plaintext(node)
-        encrypted = self._encrypted(matched, False)
-        self._hash(plaintext, encrypted)
+        if node.__class__ is str:  # the common case, inlined
+            plaintext, type_tag = node.encode("utf-8", "surrogateescape"), "str"
+        else:
+            plaintext, type_tag = to_plaintext(node)
+        if self._comment_rule:
+            encrypted = self._encrypted(matched, False)
+        else:
+            encrypted = matched if self._encrypt_when_matched else not matched
+        if encrypted or not self.mac_only:
+            self.hasher.update(plaintext)
         if not encrypted:
             if self.outputs is not None:
                 self.outputs.append(UNCHANGED)
