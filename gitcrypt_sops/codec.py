@@ -9,6 +9,7 @@ typed value again.  It does no cryptography itself.
 from __future__ import annotations
 
 import binascii
+import re
 from datetime import datetime, timedelta, timezone
 
 from .errors import TreeDecryptError, TreeEncryptError
@@ -248,22 +249,22 @@ def format_enc(data: bytes, iv: bytes, tag: bytes, type_tag: str) -> str:
     )).decode()
 
 
+# sops's pattern has ``(.+)`` for the first three parts; base64 has no commas, so
+# wherever sops's parts decode, these are the same parts, found without backtracking
+_ENC_PARTS = re.compile(r"ENC\[AES256_GCM,data:([^,]+),iv:([^,]+),tag:([^,]+),type:(.+)\]")
+
+
 def parse_enc(text: str) -> tuple[bytes, bytes, bytes, str]:
     """Split an ENC string into (ciphertext, iv, tag, type); TreeDecryptError if malformed.
 
     Matches sops's ``^ENC\\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\\]``:
     anchored at the start only, so text after the final ``]`` is ignored.
     """
+    found = _ENC_PARTS.match(text)
+    if found is None:
+        raise TreeDecryptError("value is not a valid ENC[AES256_GCM,...] string")
+    data, iv, tag, type_tag = found.groups()
     try:
-        if not text.startswith(ENC_PREFIX):
-            raise ValueError
-        data, rest = text[len(ENC_PREFIX):].split(",iv:", 1)
-        iv, rest = rest.split(",tag:", 1)
-        tag, rest = rest.split(",type:", 1)
-        end = rest.rindex("]")
-        type_tag = rest[:end]
-        if not (data and iv and tag and type_tag):
-            raise ValueError
         a2b = binascii.a2b_base64
         return a2b(data, strict_mode=True), a2b(iv, strict_mode=True), a2b(tag, strict_mode=True), type_tag
     except (ValueError, binascii.Error):

@@ -178,8 +178,24 @@ def _has_unicode_break(text: str) -> bool:
     return not text.isascii() and any(char in text for char in _UNICODE_BREAKS)
 
 
+#: go-yaml v3 quotes these YAML 1.1 booleans on output (its isOldBool list)
+_OLD_BOOLS = frozenset("y Y yes Yes YES n N no No NO on On ON off Off OFF".split())
+#: a letter, then letters, digits and ``_./@+=-``: plain in any context, and such a
+#: scalar types as something other than a string (YAML 1.2 or 1.1) only when it is
+#: one of _TYPED_WORDS (numbers, dates and special floats start otherwise)
+_SIMPLE_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_./@+=-]*")
+_TYPED_WORDS = _NULLS | frozenset(_BOOLS) | _OLD_BOOLS
+
+
 def plain_string_ok(text: str, flow: bool = False) -> bool:
     """True when ``text`` can be written unquoted and reads back as the same string."""
+    if _SIMPLE_PLAIN.fullmatch(text) and text not in _TYPED_WORDS:
+        return True
+    return plain_string_ok_in_full(text, flow)
+
+
+def plain_string_ok_in_full(text: str, flow: bool = False) -> bool:
+    """:func:`plain_string_ok` without its shortcut for simple words (tests compare the two)."""
     if not text or text != text.strip() or "\n" in text:
         return False
     if not _PLAIN_SAFE_FIRST.match(text):
@@ -198,8 +214,7 @@ def plain_string_ok(text: str, flow: bool = False) -> bool:
 _YAML11_QUOTED = frozenset(("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"))
 
 
-#: go-yaml v3 quotes these YAML 1.1 booleans on output (its isOldBool list)
-_OLD_BOOLS = frozenset("y Y yes Yes YES n N no No NO on On ON off Off OFF".split())
+
 
 
 def _yaml11_typed(text: str) -> bool:
@@ -209,12 +224,19 @@ def _yaml11_typed(text: str) -> bool:
     """
     if text in _OLD_BOOLS:
         return True
-    from .. import pyyaml
+    global _yaml11_patterns
+    if _yaml11_patterns is None:
+        from .. import pyyaml
 
-    for tag, pattern in pyyaml.load().resolver.Resolver.yaml_implicit_resolvers.get(text[0], ()):
-        if tag in _YAML11_QUOTED and pattern.match(text):
-            return True
-    return False
+        _yaml11_patterns = {
+            first: tuple(pattern for tag, pattern in resolvers if tag in _YAML11_QUOTED)
+            for first, resolvers in pyyaml.load().resolver.Resolver.yaml_implicit_resolvers.items()
+        }
+    return any(pattern.match(text) for pattern in _yaml11_patterns.get(text[0], ()))
+
+
+#: PyYAML's YAML 1.1 bool/int/float patterns by first character, made on first use
+_yaml11_patterns: dict[str | None, tuple[re.Pattern[str], ...]] | None = None
 
 
 def double_quoted(text: str) -> str:

@@ -353,6 +353,7 @@ class _Loader:
 
         yaml = pyyaml.load()
         text = self.text
+        find = text.find
         try:
             get_event = yaml.CSafeLoader(text).get_event  # libyaml events carry exact marks
             while True:
@@ -366,7 +367,7 @@ class _Loader:
                     continue
                 if kind == "DocumentEndEvent" and start == event.end_mark.index:
                     continue
-                if start > self.last_pos:
+                if start > self.last_pos and find("#", self.last_pos, start) != -1:
                     self._comments_in(self.last_pos, start, event)
                 for position in self.closing:
                     self._close(position)
