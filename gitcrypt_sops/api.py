@@ -97,7 +97,7 @@ def parse(data: bytes | bytearray, fmt: str, *, encrypted: bool) -> Parsed:
     if fmt == "json":
         from .stores import json_store
 
-        if not data.strip():
+        if not data or data.isspace():  # not strip(): that copies the whole input
             raise InputError("JSON document is empty")
         tree = json_store.load(data)
         return _with_metadata("json", tree, encrypted)
@@ -234,12 +234,14 @@ def encrypt_parsed(
     stash: dict[StashKey, bytes] | None = None,
     wrapped: tuple[list[list[metadata_mod.Entry]], int] | None = None,
     metadata_extra: dict[str, Any] | None = None,
+    consume: bool = False,
 ) -> bytes:
     """Encrypt parsed plaintext documents and write them in ``output_fmt``.
 
     ``data_key``, ``stash`` and ``wrapped`` let callers keep an existing file's data
     key, its unchanged values' ciphertext and its wrapped keys (edit, set, update);
     ``metadata_extra`` carries an existing file's unknown ``sops`` fields over.
+    ``consume`` empties ``parsed``'s documents while encrypting them.
     """
     fmt = output_fmt or parsed.fmt
     rule = options.rule
@@ -250,7 +252,9 @@ def encrypt_parsed(
     splice = (fmt == "yaml" and parsed.yaml_file is not None) or (fmt == "toml" and parsed.toml_file is not None)
     outputs: list[Any] | None = [] if splice else None
     walker = Walker(cipher, rule if rule.kind else EncryptionRule("", "", rule.mac_only_encrypted), outputs)
-    documents = [walker.encrypt_document(document) for document in parsed.documents]
+    documents = [walker.encrypt_document(document, consume=consume) for document in parsed.documents]
+    if consume:
+        parsed.documents.clear()
     lastmodified = now_rfc3339()
     mac = Cipher(key).seal(walker.mac_hex().encode(), lastmodified, "str")
     if wrapped is None:
@@ -261,12 +265,18 @@ def encrypt_parsed(
     return _emit_encrypted(documents, meta, fmt, options, parsed, outputs)
 
 
-def encrypt_bytes(data: bytes, fmt: str, options: EncryptOptions, output_fmt: str | None = None) -> bytes:
-    """Encrypt a plaintext file's bytes."""
+def encrypt_bytes(data: bytes | bytearray, fmt: str, options: EncryptOptions, output_fmt: str | None = None) -> bytes:
+    """Encrypt a plaintext file's bytes (a ``bytearray`` is taken over, as by :func:`parse`)."""
     parsed = parse(data, fmt, encrypted=False)
     if output_fmt and output_fmt != fmt:
         parsed.yaml_file = None
-    return encrypt_parsed(parsed, options, output_fmt)
+    return encrypt_parsed(parsed, options, output_fmt, consume=_consumable(parsed))
+
+
+def _consumable(parsed: Parsed) -> bool:
+    """Whether a walk may empty ``parsed`` as it goes: not YAML, where an alias makes
+    two places share one subtree (the second visit must still find it)."""
+    return parsed.fmt != "yaml"
 
 
 def encrypt_data(data: Any, fmt: str, options: EncryptOptions) -> bytes:
@@ -366,7 +376,7 @@ def decrypt_bytes(
     toml_splice = out_fmt == "toml" and parsed.toml_file is not None and extract is None
     # what follows reads the decrypted tree and the splice spans only: free the input while decrypting
     result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order,
-                            keep_outputs=splice or toml_splice, keep_ivs=False, consume=True)
+                            keep_outputs=splice or toml_splice, keep_ivs=False, consume=_consumable(parsed))
     if extract is not None:
         return extract_value(result.documents[0], extract, out_fmt, yaml_indent, json_indent)
     if splice:

@@ -151,8 +151,10 @@ class Walker:
 
     # -- encryption ------------------------------------------------------------------
 
-    def encrypt_document(self, document: dict[Any, Any]) -> dict[Any, Any]:
+    def encrypt_document(self, document: dict[Any, Any], *, consume: bool = False) -> dict[Any, Any]:
+        """The encrypted copy of ``document``; ``consume`` as for :meth:`decrypt_document`."""
         self._stack = []
+        self._consume = consume
         result: dict[Any, Any] = self._encrypt_node(document, "", False)
         return result
 
@@ -174,6 +176,8 @@ class Walker:
                     out[key] = self._encrypt_node(value, prefix + key + ":", matched or self._match(key))
                 else:
                     out[key] = self._encrypt_leaf(value, prefix + key + ":", matched or self._match(key))
+                if self._consume:
+                    node[key] = None
                 if self._comment_rule:
                     self._entry_done()
             if self._comment_rule:
@@ -183,7 +187,7 @@ class Walker:
             items: list[Any] = []
             if self._comment_rule:
                 self._stack.append([])
-            for item in node:
+            for index, item in enumerate(node):
                 if item.__class__ is Comment:
                     items.append(self._encrypt_comment(item, prefix, matched))
                     continue
@@ -192,6 +196,8 @@ class Walker:
                     items.append(self._encrypt_node(item, prefix, matched))
                 else:
                     items.append(self._encrypt_leaf(item, prefix, matched))
+                if self._consume:
+                    node[index] = None
                 if self._comment_rule:
                     self._entry_done()
             if self._comment_rule:

@@ -41,7 +41,7 @@ def run(command: str, args: argparse.Namespace) -> int:
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from .. import api
 
-    data = read_input(args)
+    data = read_input_buffer(args)
     input_fmt, output_fmt = formats(args)
     options, _ = encrypt_options(args)
     if not options.key_groups or not any(options.key_groups):

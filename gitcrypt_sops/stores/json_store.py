@@ -307,7 +307,30 @@ class _Unwritable(Exception):
         self.path: list[str | int] = []
 
 
-def _emit_dict(d: dict[Any, Any], ind: str, step: str, add: Callable[[str], None]) -> None:
+class _Output:
+    """The text being written: pieces, encoded to UTF-8 a batch at a time (see spill)."""
+
+    __slots__ = ("encoded", "pieces")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.encoded: list[bytes] = []
+
+    def spill(self) -> None:
+        """Encode the pieces so far: a large document is never held as pieces, joined
+        text and bytes all at once.  Called at the ends of mappings and lists."""
+        if len(self.pieces) >= 4096:
+            self.encoded.append(_finish("".join(self.pieces)))
+            self.pieces.clear()
+
+    def result(self) -> bytes:
+        self.encoded.append(_finish("".join(self.pieces)))
+        self.pieces.clear()
+        return b"".join(self.encoded) if len(self.encoded) > 1 else self.encoded[0]
+
+
+def _emit_dict(d: dict[Any, Any], ind: str, step: str, out: _Output) -> None:
+    add = out.pieces.append
     inner = ind + step
     nxt = ",\n" + inner
     sep = "{\n" + inner
@@ -325,22 +348,24 @@ def _emit_dict(d: dict[Any, Any], ind: str, step: str, add: Callable[[str], None
                 add(f"{sep}{enc(k)}: {enc(v)}")
             elif c is dict:
                 add(f"{sep}{enc(k)}: ")
-                _emit_dict(v, inner, step, add)
+                _emit_dict(v, inner, step, out)
             elif c is list:
                 add(f"{sep}{enc(k)}: ")
-                _emit_list(v, inner, step, add)
+                _emit_list(v, inner, step, out)
             else:
                 add(f"{sep}{enc(k)}: ")
-                _emit_other(v, inner, step, add)
+                _emit_other(v, inner, step, out)
             sep = nxt
     except _Unwritable as exc:
         if isinstance(k, str):  # else the key itself is the problem
             exc.path.append(k)
         raise
     add("\n" + ind + "}" if sep is nxt else "{}")
+    out.spill()
 
 
-def _emit_list(items: list[Any], ind: str, step: str, add: Callable[[str], None]) -> None:
+def _emit_list(items: list[Any], ind: str, step: str, out: _Output) -> None:
+    add = out.pieces.append
     inner = ind + step
     nxt = ",\n" + inner
     sep = "[\n" + inner
@@ -353,24 +378,26 @@ def _emit_list(items: list[Any], ind: str, step: str, add: Callable[[str], None]
                 add(sep + enc(v))
             elif c is dict:
                 add(sep)
-                _emit_dict(v, inner, step, add)
+                _emit_dict(v, inner, step, out)
             elif c is list:
                 add(sep)
-                _emit_list(v, inner, step, add)
+                _emit_list(v, inner, step, out)
             elif c is Comment:
                 continue
             else:
                 add(sep)
-                _emit_other(v, inner, step, add)
+                _emit_other(v, inner, step, out)
             sep = nxt
     except _Unwritable as exc:
         exc.path.append(next(i for i, x in enumerate(items) if x is v))
         raise
     add("\n" + ind + "]" if sep is nxt else "[]")
+    out.spill()
 
 
-def _emit_other(v: Any, ind: str, step: str, add: Callable[[str], None]) -> None:
+def _emit_other(v: Any, ind: str, step: str, out: _Output) -> None:
     """Every value but a plain str, dict or list."""
+    add = out.pieces.append
     c = v.__class__
     if c is int:
         add(int.__repr__(v))
@@ -396,11 +423,11 @@ def _emit_other(v: Any, ind: str, step: str, add: Callable[[str], None]) -> None
     elif isinstance(v, int):
         add(int.__repr__(v))
     elif isinstance(v, float):
-        _emit_other(float(v), ind, step, add)
+        _emit_other(float(v), ind, step, out)
     elif isinstance(v, dict):
-        _emit_dict(v, ind, step, add)
+        _emit_dict(v, ind, step, out)
     elif isinstance(v, (list, tuple)):
-        _emit_list(list(v), ind, step, add)
+        _emit_list(list(v), ind, step, out)
     else:
         raise _Unwritable(f"a value of type {type(v).__name__}")
 
@@ -434,31 +461,32 @@ def _indent_step(indent: int | None) -> str:
     return " " * indent
 
 
-def _emit(value: Any, step: str) -> str:
-    out: list[str] = []
+def _emit(value: Any, step: str, tail: str = "") -> bytes:
+    out = _Output()
     try:
         c = value.__class__
         if c is dict:
-            _emit_dict(value, "", step, out.append)
+            _emit_dict(value, "", step, out)
         elif c is list:
-            _emit_list(value, "", step, out.append)
+            _emit_list(value, "", step, out)
         elif c is str:
-            out.append(_encode_str(value))
+            out.pieces.append(_encode_str(value))
         else:
-            _emit_other(value, "", step, out.append)
+            _emit_other(value, "", step, out)
     except _Unwritable as exc:
         where = _path_text(exc.path[::-1])
         raise EmitError(f"cannot write {exc.what} as JSON" + (f" at {where}" if where else "")) from None
     except RecursionError:
         raise EmitError("cannot write JSON: the document is nested too deeply") from None
-    return "".join(out)
+    out.pieces.append(tail)
+    return out.result()
 
 
 def dump(tree: dict[str, Any], indent: int | None = None) -> bytes:
     """Write a document like sops 3.11: tab indentation (or ``indent`` spaces),
     ``"key": value``, Go's escapes and number formats, comments dropped, and a
     trailing newline."""
-    return _finish(_emit(tree, _indent_step(indent)) + "\n")
+    return _emit(tree, _indent_step(indent), "\n")
 
 
 def dump_value(value: Any, indent: int | None = None) -> bytes:
@@ -472,4 +500,4 @@ def dump_value(value: Any, indent: int | None = None) -> bytes:
     step = _indent_step(indent)
     if value.__class__ is dict:
         return dump(value, indent)
-    return _finish(_emit(value, step))
+    return _emit(value, step)
