@@ -172,12 +172,16 @@ def entry() -> NoReturn:
     cost a tenth of a small run), and the process ends with ``os._exit`` once
     stdout and stderr are flushed: interpreter shutdown, which only frees memory
     the kernel is about to reclaim, costs another tenth.  Every file the command
-    writes is complete, synced and closed before :func:`main` returns.
+    writes is complete, synced and closed before :func:`main` returns.  argparse's
+    messages are not looked up in gettext catalogues (each lookup stats files and
+    imports :mod:`locale`): the tool speaks English only, as sops does.
     """
     import gc
     import os
 
     gc.set_threshold(100_000, 50, 100)
+    argparse._ = str  # type: ignore[attr-defined]
+    argparse.ngettext = lambda singular, plural, count: singular if count == 1 else plural  # type: ignore[attr-defined]
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

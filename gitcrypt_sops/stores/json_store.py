@@ -31,11 +31,13 @@ __all__ = ["dump", "dump_value", "go_float_json", "load"]
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 _WS = " \t\n\r"
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Patterns for rare paths, compiled on first use by re's own cache (compiling them
+# all at import would cost a few per cent of a small run).
+_SURROGATES = "[\ud800-\udfff]"
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 # A JSON string token, or (group 1) a token the locator is looking for.
-_CONSTANT_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(NaN|-?Infinity)', re.DOTALL)
-_NUMBER_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)', re.DOTALL)
+_CONSTANT_TOKEN = r'(?s)"(?:[^"\\]|\\.)*"|(NaN|-?Infinity)'
+_NUMBER_TOKEN = r'(?s)"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)'
 
 _REASONS = {
     "Expecting value": "expected a value",
@@ -135,7 +137,7 @@ def load(data: bytes | bytearray) -> dict[str, Any]:
         raise InputError("invalid JSON: a number has too many digits") from None
     if tree.__class__ is not dict:
         raise InputError(f"JSON top level must be an object, not {_kind(tree)}")
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+    if "\\u" in text and re.search(_SURROGATE_ESCAPE, text):
         tree = _replace_lone_surrogates(tree, [])
     result: dict[str, Any] = tree
     return result
@@ -153,9 +155,9 @@ def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
     return raw.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
-def _locate(text: str, token: re.Pattern[str], wanted: Callable[[str], bool]) -> str:
+def _locate(text: str, token: str, wanted: Callable[[str], bool]) -> str:
     """`` at line L, column C`` of the first matching token outside strings, or ''."""
-    for m in token.finditer(text):
+    for m in re.finditer(token, text):
         found = m.group(1)
         if found is not None and wanted(found):
             start = m.start(1)
@@ -223,13 +225,13 @@ def _replace_lone_surrogates(value: Any, path: list[str | int]) -> Any:
     """Turn ``\\ud800``-style unpaired escapes into U+FFFD, as Go's decoder does."""
     cls = value.__class__
     if cls is str:
-        return _SURROGATES.sub("\ufffd", value)
+        return re.sub(_SURROGATES, "\ufffd", value)
     if cls is list:
         return [_replace_lone_surrogates(v, [*path, i]) for i, v in enumerate(value)]
     if cls is dict:
         out: dict[str, Any] = {}
         for k, v in value.items():
-            key = _SURROGATES.sub("\ufffd", k)
+            key = re.sub(_SURROGATES, "\ufffd", k)
             if key in out:
                 where = f"at {_path_text(path)}" if path else "at the top level"
                 raise InputError(f"duplicate key {_quote(key)} in a JSON object {where}")
@@ -449,7 +451,7 @@ def _finish(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates stand for bytes that are not UTF-8; Go writes \ufffd.
-        return _SURROGATES.sub(lambda _m: "\\ufffd", text).encode("utf-8")
+        return re.sub(_SURROGATES, lambda _m: "\\ufffd", text).encode("utf-8")
 
 
 def _indent_step(indent: int | None) -> str:
