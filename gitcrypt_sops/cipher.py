@@ -62,12 +62,11 @@ class DataKey:
 class Cipher:
     """Seals and opens values under one data key, with an optional IV stash."""
 
-    __slots__ = ("_aes", "_ivs", "_pos", "stash")
+    __slots__ = ("_aes", "_fresh_ivs", "stash")
 
     def __init__(self, key: DataKey, stash: dict[StashKey, bytes] | None = None) -> None:
         self._aes = AESGCM(key.reveal())
-        self._ivs = b""
-        self._pos = 0
+        self._fresh_ivs: list[bytes] = []  # random IVs drawn in batches, each used once
         self.stash = stash
 
     def seal(self, plaintext: bytes, aad: str, type_tag: str) -> str:
@@ -75,16 +74,13 @@ class Cipher:
         if not plaintext:
             return ""
         stash = self.stash
-        iv = None
-        if stash is not None:
-            iv = stash.get((aad, type_tag, plaintext))
+        iv = stash.get((aad, type_tag, plaintext)) if stash is not None else None
         if iv is None:
-            position = self._pos
-            if position >= len(self._ivs):
-                self._ivs = os.urandom(IV_SIZE * _IV_BATCH)
-                position = 0
-            self._pos = position + IV_SIZE
-            iv = self._ivs[position : position + IV_SIZE]
+            fresh = self._fresh_ivs
+            if not fresh:
+                batch = os.urandom(IV_SIZE * _IV_BATCH)
+                fresh.extend(batch[start : start + IV_SIZE] for start in range(0, len(batch), IV_SIZE))
+            iv = fresh.pop()
         sealed = self._aes.encrypt(iv, plaintext, aad.encode("utf-8", "surrogateescape"))
         return format_enc(sealed[:-TAG_SIZE], iv, sealed[-TAG_SIZE:], type_tag)
 

@@ -243,10 +243,9 @@ def mac_bytes(value: Any, plaintext: bytes | None = None) -> bytes:
 
 def format_enc(data: bytes, iv: bytes, tag: bytes, type_tag: str) -> str:
     b64 = binascii.b2a_base64
-    return b"".join((
-        b"ENC[AES256_GCM,data:", b64(data, newline=False), b",iv:", b64(iv, newline=False),
-        b",tag:", b64(tag, newline=False), b",type:", type_tag.encode(), b"]",
-    )).decode()
+    return "ENC[AES256_GCM,data:%s,iv:%s,tag:%s,type:%s]" % (  # noqa: UP031 - the fastest form here
+        b64(data, newline=False).decode(), b64(iv, newline=False).decode(), b64(tag, newline=False).decode(), type_tag,
+    )
 
 
 # sops's pattern has ``(.+)`` for the first three parts; base64 has no commas, so
