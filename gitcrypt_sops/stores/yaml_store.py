@@ -354,6 +354,7 @@ class _Loader:
         yaml = pyyaml.load()
         text = self.text
         find = text.find
+        closing = self.closing
         try:
             get_event = yaml.CSafeLoader(text).get_event  # libyaml events carry exact marks
             while True:
@@ -362,29 +363,38 @@ class _Loader:
                     break
                 kind = event.__class__.__name__
                 start = event.start_mark.index
-                if kind in ("MappingEndEvent", "SequenceEndEvent") and start == event.end_mark.index:
-                    self.closing.append(start)
+                end_mark = event.end_mark
+                end = end_mark.index
+                if kind in ("MappingEndEvent", "SequenceEndEvent") and start == end:
+                    closing.append(start)
                     continue
-                if kind == "DocumentEndEvent" and start == event.end_mark.index:
+                if kind == "DocumentEndEvent" and start == end:
                     continue
-                if start > self.last_pos and find("#", self.last_pos, start) != -1:
-                    self._comments_in(self.last_pos, start, event)
-                for position in self.closing:
-                    self._close(position)
-                self.closing.clear()
+                last_pos = self.last_pos
+                if start > last_pos and find("#", last_pos, start) != -1:
+                    self._comments_in(last_pos, start, event)
+                if closing:
+                    for position in closing:
+                        self._close(position)
+                    closing.clear()
                 if self.meta_depth == 2:
                     self.meta_ranges.append((self.meta_start, start))
                     self.meta_depth = -1
-                if kind not in ("MappingEndEvent", "SequenceEndEvent", "DocumentEndEvent"):
+                if kind == "ScalarEvent":  # the common case first
                     self.last_flow = None
-                self._event(kind, event)
-                if kind in ("MappingStartEvent", "SequenceStartEvent") and event.end_mark.index > start:
-                    # comments after an anchor or tag belong to the new collection
-                    self._comments_in(start, event.end_mark.index, event)
-                elif kind == "ScalarEvent" and event.style in ("|", ">"):
-                    self._header_comment(event)
-                self.last_pos = max(self.last_pos, event.end_mark.index)
-                self.prev_line = event.end_mark.line
+                    self._scalar(event)
+                    if event.style in ("|", ">"):
+                        self._header_comment(event)
+                else:
+                    if kind not in ("MappingEndEvent", "SequenceEndEvent", "DocumentEndEvent"):
+                        self.last_flow = None
+                    self._event(kind, event)
+                    if kind in ("MappingStartEvent", "SequenceStartEvent") and end > start:
+                        # comments after an anchor or tag belong to the new collection
+                        self._comments_in(start, end, event)
+                if end > self.last_pos:
+                    self.last_pos = end
+                self.prev_line = end_mark.line
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
