@@ -509,8 +509,7 @@ def _basic(value: str) -> str:
 def _ml_basic_body(value: str) -> str:
     body = "".join("\\\\" if c == "\\" else (f"\\u{ord(c):04X}" if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127
                                               else c) for c in value)
-    body = body.replace('"""', '""\\"')
-    return body[:-1] + '\\"' if body.endswith('"') else body
+    return body.replace('"""', '""\\"')  # the writer's canonical form: final quotes stay bare
 
 
 _LITERAL_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="'",
@@ -674,7 +673,10 @@ def _check_layout(segments: Segments, encrypted: str) -> None:
     """The encrypted text equals the plaintext outside values and comments."""
     cursor = 0
     for kind, text in segments:
-        if kind == "f" or encrypted.startswith(text, cursor) and not ENC_FORMS.match(encrypted, cursor):
+        # a value or comment left as it is, unless it is only the start of an encrypted one
+        # (a comment "#E" is a prefix of "#ENC[...]")
+        encrypted_form = (ENC_FORMS if kind == "v" else ENC_COMMENT).match(encrypted, cursor)
+        if kind == "f" or encrypted.startswith(text, cursor) and not encrypted_form:
             assert encrypted.startswith(text, cursor), (kind, text, encrypted[cursor : cursor + 80])
             cursor += len(text)
             continue
@@ -724,3 +726,16 @@ def test_changed_tree_is_written_anew() -> None:
     decrypted, result = decrypt(encrypted)
     assert decrypted == b'# head\na = "now a string"\n\n[t]\nb = "x"\n\n[t.c]\nd = [1, 2]\n'
     assert strip_comments(result.documents[0]) == {"a": "now a string", "t": {"b": "x", "c": {"d": [1, 2]}}}
+
+
+def test_multiline_basic_strings_read_back_for_every_quote_and_backslash_run() -> None:
+    from itertools import product
+
+    from gitcrypt_sops.stores.toml_store import _ml_basic
+
+    for length in range(1, 6):
+        for chars in product('"\\a\n', repeat=length):
+            value = "".join(chars)
+            for leading in (True, False):
+                text = _ml_basic(value, "\n", leading)
+                assert tomllib.loads("k = " + text)["k"] == value, (value, text)

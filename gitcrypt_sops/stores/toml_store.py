@@ -746,9 +746,9 @@ def basic_string(value: str) -> str:
 
 def _ml_basic(value: str, newline: str, leading: bool) -> str:
     body = _ML_SPECIAL.sub(lambda m: _escape(m.group()), value)
+    # no run of three quotes inside; one or two may end the body: TOML allows them
+    # right before the closing delimiter (escaping a final quote as well broke the value """)
     body = body.replace('"""', '""\\"')
-    if body.endswith('"'):
-        body = body[:-1] + '\\"'
     body = body.replace("\n", newline)
     if leading or value.startswith("\n"):
         return '"""' + newline + body + '"""'
