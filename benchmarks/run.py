@@ -427,10 +427,18 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
 
     results: list[Cell] = []
+    # Verification loads whole documents into this process; it runs after all the
+    # timing, because a process forked from a big parent reports the parent's size
+    # as its peak RSS (Linux carries it over at exec).
+    pending: list[Callable[[], None]] = []
     try:
         for fmt, size in cells:
             src = sources[(fmt, size)]
-            results += bench_file(fmt, size, src, ops, (ours, sops), recipient, tmp, args)
+            results += bench_file(fmt, size, src, ops, (ours, sops), recipient, tmp, args, pending)
+        if pending:
+            print("\nverifying...", flush=True)
+        for verify in pending:
+            verify()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -459,8 +467,9 @@ def bench_file(
     recipient: str,
     tmp: Path,
     args: argparse.Namespace,
+    pending: list[Callable[[], None]],
 ) -> list[Cell]:
-    """All requested operations on one corpus file."""
+    """All requested operations on one corpus file; their verification goes to ``pending``."""
     ours, sops = tools
     work = tmp / f"{fmt}-{size}"
     work.mkdir()
@@ -474,14 +483,6 @@ def bench_file(
     n = pairs_for(size, args)
     enc = {t.name: work / f"{t.name}.enc{src.suffix}" for t in tools}
     dec = {t.name: work / f"{t.name}.dec{src.suffix}" for t in tools}
-    want_data: Any = None
-    want_comments: list[str] | None = None
-    if not args.no_verify:
-        twin = src.with_suffix(".json") if fmt == "yaml" else src
-        text = twin.read_text(encoding="utf-8")
-        want_data = parse_env(text) if fmt == "env" else json.loads(text)
-        if fmt != "json":
-            want_comments = comments(src.read_text(encoding="utf-8"), fmt)
     cells = []
     for op in ops:
         cell = Cell(fmt, size, op)
@@ -504,13 +505,25 @@ def bench_file(
                 a_dec = None if cell.error else ours.decrypt(enc["A"], dec["A"])
                 run_cell(cell, a_dec, sops.decrypt(enc["B"], dec["B"]), tools, n, work)
             if not args.no_verify and cell.error is None:
-                verifier = Verifier(sops, recipient, work)
-                cell.verify = verify_cell(cell, verifier, ours, enc, want_data, want_comments, work)
+                cell.verify = "pending"
+                pending.append(_verification(cell, Verifier(sops, recipient, work), ours, dict(enc), src, work))
         except ToolError as exc:  # B failed: nothing to compare against
             cell.error = cell.error or f"B: {exc}"
         print(row(cell), flush=True)
         cells.append(cell)
     return cells
+
+
+def _verification(cell: Cell, verifier: Verifier, ours: Tool, enc: dict[str, Path], src: Path,
+                  work: Path) -> Callable[[], None]:
+    def verify() -> None:
+        twin = src.with_suffix(".json") if cell.fmt == "yaml" else src
+        text = twin.read_text(encoding="utf-8")
+        want_data = parse_env(text) if cell.fmt == "env" else json.loads(text)
+        want_comments = None if cell.fmt == "json" else comments(src.read_text(encoding="utf-8"), cell.fmt)
+        cell.verify = verify_cell(cell, verifier, ours, enc, want_data, want_comments, work)
+
+    return verify
 
 
 def verify_cell(
