@@ -272,7 +272,8 @@ class _Loader:
             frame.pending = (None, value, span, line)
 
     def _key(self, frame: _Frame, key: Any, event: Any) -> None:
-        self._flush(frame)
+        if frame.pending is not None:
+            self._flush(frame)
         if frame.is_map and frame.container is not None and key.__class__ is not dict:
             try:
                 duplicate = key in frame.container
@@ -282,7 +283,7 @@ class _Loader:
                 raise InputError(f"duplicate key '{key}' in YAML mapping")
         frame.key = key
         frame.expecting_key = False
-        if len(self.frames) == 1 and key == "sops" and not frame.capture:
+        if key == "sops" and len(self.frames) == 1 and not frame.capture:
             if not self.want_metadata:
                 raise AlreadyEncrypted("the file is already encrypted: it has a top-level 'sops' key")
             self.meta_start = _line_start(self.text, event.start_mark.index)
@@ -450,25 +451,31 @@ class _Loader:
         if frame.is_map and frame.expecting_key:
             self._key(frame, value, event)
             return
-        if event.anchor:
-            self.anchors[event.anchor] = value
+        anchor = event.anchor
+        if anchor:
+            self.anchors[anchor] = value
         if value.__class__ is Uint64Value:
             from ..errors import TreeEncryptError
 
             raise TreeEncryptError("unsupported integer between 2^63 and 2^64-1 (uint64); quote it as a string")
-        line = event.start_mark.line
+        start_mark = event.start_mark
         if frame.capture or value is None:
             span = None
         else:
-            prefix = ""
-            if event.anchor:
-                prefix = f"&{event.anchor} "
-            span = (_SCALAR, event.start_mark.index, event.end_mark.index, frame.flow, frame.entry_col, style, prefix)
+            prefix = f"&{anchor} " if anchor else ""
+            span = (_SCALAR, start_mark.index, event.end_mark.index, frame.flow, frame.entry_col, style, prefix)
         if len(frames) == 1 and self.meta_depth == 1:  # a scalar ``sops`` value
             self._metadata_done(value)
             frame.expecting_key = True
             return
-        self._add_value(value, span, line)
+        # _add_value, inlined for the common case: the value of a mapping entry
+        if frame.pending is not None:
+            self._flush(frame)
+        if frame.is_map:
+            frame.pending = (frame.key, value, span, start_mark.line)
+            frame.expecting_key = True
+        else:
+            frame.pending = (None, value, span, start_mark.line)
 
     def _alias(self, event: Any) -> None:
         target = self.anchors.get(event.anchor)
