@@ -142,10 +142,6 @@ class Walker:
         if self._comment_rule and self._stack:
             self._stack[-1].clear()
 
-    def _hash(self, data: bytes, encrypted: bool) -> None:
-        if encrypted or not self.mac_only:
-            self.hasher.update(data)
-
     def mac_hex(self) -> str:
         return self.hasher.hexdigest().upper()
 
@@ -318,7 +314,8 @@ class Walker:
             return value
         cls = node.__class__
         if not encrypted:
-            self._hash(to_plaintext(node)[0], False)
+            if not self.mac_only:
+                self.hasher.update(to_plaintext(node)[0])
             if self.outputs is not None:
                 self.outputs.append(UNCHANGED)
             return node
