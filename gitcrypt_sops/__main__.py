@@ -1,5 +1,5 @@
 """``python -m gitcrypt_sops``: the command line."""
 
-from .cli import entry
+from .console import entry
 
 entry()

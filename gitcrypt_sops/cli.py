@@ -8,7 +8,6 @@ codes and one-line messages on stderr.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
@@ -72,7 +71,9 @@ def global_noops(parser: argparse.ArgumentParser) -> None:
 
 
 def _command_module(command: str) -> object:
-    return importlib.import_module(f"gitcrypt_sops.commands.{COMMANDS[command][0]}")
+    name = f"gitcrypt_sops.commands.{COMMANDS[command][0]}"
+    __import__(name)
+    return sys.modules[name]
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
@@ -163,33 +164,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: internal error ({type(error).__name__}); please report it\n")
         return 1
 
-
-def entry() -> NoReturn:
-    """The console script: :func:`main` in a short-lived process.
-
-    The cyclic garbage collector runs rarely (the pipeline's trees hold no
-    cycles, and the default schedule's passes over every freshly imported object
-    cost a tenth of a small run), and the process ends with ``os._exit`` once
-    stdout and stderr are flushed: interpreter shutdown, which only frees memory
-    the kernel is about to reclaim, costs another tenth.  Every file the command
-    writes is complete, synced and closed before :func:`main` returns.  argparse's
-    messages are not looked up in gettext catalogues (each lookup stats files and
-    imports :mod:`locale`): the tool speaks English only, as sops does.
-    """
-    import gc
-    import os
-
-    gc.set_threshold(100_000, 50, 100)
-    argparse._ = str  # type: ignore[attr-defined]
-    argparse.ngettext = lambda singular, plural, count: singular if count == 1 else plural  # type: ignore[attr-defined]
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            code = code or 1
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    entry()

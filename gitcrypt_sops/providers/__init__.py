@@ -8,7 +8,7 @@ only when a file or a flag needs it.
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ def _entry_point_targets() -> dict[str, str]:
 
 def _load(target: str) -> KeyProvider:
     module_name, _, class_name = target.partition(":")
-    module = importlib.import_module(module_name)
+    __import__(module_name)
+    module = sys.modules[module_name]
     provider: KeyProvider = getattr(module, class_name)()
     return provider
 
