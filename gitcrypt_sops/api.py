@@ -9,11 +9,11 @@ unwrapped through the providers; a store writes the result.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 from . import datakey
 from . import metadata as metadata_mod
 from .cipher import Cipher, DataKey, StashKey
+from .dates import datetime, timezone
 from .digest import constant_time_equal
 from .errors import (
     EmptyDocument,

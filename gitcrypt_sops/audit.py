@@ -163,9 +163,9 @@ def _user() -> str:
 def build_record(recipients: Sequence[str], fmt: str | None) -> dict[str, Any]:
     """One log entry (no value, no key material)."""
     import socket
-    from datetime import datetime, timezone
 
     from . import __version__
+    from .dates import datetime, timezone
 
     context = _current_context()
     record: dict[str, Any] = {

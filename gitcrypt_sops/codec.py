@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import binascii
 import re
-from datetime import datetime, timedelta, timezone
 
+from .dates import datetime, timedelta, timezone
 from .errors import TreeDecryptError, TreeEncryptError
 from .tree import Comment
 

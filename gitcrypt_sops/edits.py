@@ -186,7 +186,7 @@ def same_value(a: Any, b: Any) -> bool:
             return math.isnan(a) and math.isnan(b)
         return a == b and math.copysign(1, a) == math.copysign(1, b)
     if ca is not cb:
-        from datetime import datetime
+        from .dates import datetime
 
         # GoTime and datetime, or str subclasses, compare by value
         kindred = isinstance(a, datetime) and isinstance(b, datetime) or isinstance(a, str) and isinstance(b, str)

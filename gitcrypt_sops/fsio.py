@@ -17,8 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-    from typing import Any, BinaryIO
     from types import TracebackType
+    from typing import Any, BinaryIO
 
 
 def read_input(path: str | None) -> bytes:

@@ -9,9 +9,9 @@ file round-trips even when this machine cannot use every recipient.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from .codec import canonical_rfc3339_seconds, go_time_text
+from .dates import datetime
 from .errors import ConflictingParameters, SopsError
 from .walk import RULE_FIELDS, EncryptionRule
 

@@ -44,10 +44,10 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 
 from . import config as config_mod
+from .dates import datetime, timedelta, timezone
 from .errors import ConfigError, SopsError
 from .walk import RULE_FIELDS
 

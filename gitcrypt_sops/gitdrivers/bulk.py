@@ -22,9 +22,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from ..dates import datetime, timedelta, timezone
 from ..errors import SopsError, UsageError
 
 TYPE_CHECKING = False

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
+from ..dates import datetime, timezone
 from ..errors import SopsError
 
 __all__ = ["BlobReader", "GitError", "file_history", "git", "list_files", "repo_root", "staged_files"]

@@ -30,9 +30,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
+from ..dates import datetime
 from ..errors import DataKeyError, MacMismatch, SopsError
 from ..tree import Comment
 

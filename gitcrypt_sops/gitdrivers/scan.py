@@ -14,10 +14,10 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import config as config_mod
+from ..dates import datetime, timezone
 from ..errors import ConfigNotFound, NoFileSpecified
 from ..policy import Policy, Violation, check_document, load_policy
 from . import git as gitmod

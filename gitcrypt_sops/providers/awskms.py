@@ -343,7 +343,7 @@ class AwsKmsProvider(KeyProvider):
             action,
             lambda: client.encrypt(KeyId=arn, Plaintext=data_key, EncryptionContext=context),
         )
-        from datetime import datetime, timezone
+        from ..dates import datetime, timezone
 
         entry: dict[str, Any] = {"arn": arn}
         if role:

@@ -31,8 +31,8 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 
+from ..dates import datetime, timezone
 from ..errors import ConfigError
 from .base import KeyProvider, ProviderError, Recipient
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from datetime import datetime, timedelta
 
 from ..codec import GoTime
+from ..dates import datetime, timedelta
 from ..errors import EmitError
 from ..metadata import MetadataError
 from ..tree import Comment

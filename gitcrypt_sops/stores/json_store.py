@@ -12,11 +12,11 @@ the finished text.  Error messages give positions and key paths, never values.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import re
 from collections.abc import Callable
 
+from gitcrypt_sops import dates as _dt
 from gitcrypt_sops.errors import EmitError, InputError
 from gitcrypt_sops.tree import Comment
 

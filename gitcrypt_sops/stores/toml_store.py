@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime, time
 
 from ..codec import INT64_MAX, INT64_MIN, go_time_text, parse_rfc3339
+from ..dates import date, datetime, time
 from ..errors import AlreadyEncrypted, EmitError, EmptyDocument, InputError
 from ..tree import Comment, strip_comments
 from ..walk import UNCHANGED
