@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
 
 from ..codec import GoTime, go_time_text
+from ..dates import datetime, timedelta, timezone
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,11 +87,17 @@ def parse_timestamp(text: str) -> datetime | None:
         return None
 
 
+#: first characters of plain scalars that may be something other than a string
+_TYPED_FIRST = frozenset("tTfFnN~0123456789+-.")
+
+
 def resolve_plain(text: str) -> Any:
     """The typed value of an unquoted, untagged scalar (yaml.v3 rules)."""
-    if text in _NULLS:
+    if not text:
         return None
     first = text[0]
+    if first not in _TYPED_FIRST:  # most keys and values
+        return text
     if first in "tTfF":
         value = _BOOLS.get(text)
         if value is not None:
@@ -101,12 +107,15 @@ def resolve_plain(text: str) -> Any:
         special = _SPECIAL_FLOATS.get(text)
         if special is not None:
             return special
-        if first.isdigit():
+        if first.isdigit() and text[4:5] == "-":
             stamp = parse_timestamp(text)
             if stamp is not None:
                 return stamp
         plain = text.replace("_", "")
-        number = _go_parse_int(plain)
+        if plain.isdigit() and plain.isascii() and (first != "0" or len(plain) == 1):
+            number: int | None = int(plain)  # plain decimal digits, the common case
+        else:
+            number = _go_parse_int(plain)
         if number is not None:
             if number > INT64_MAX:
                 if number <= UINT64_MAX and plain[0] != "-":

@@ -113,7 +113,6 @@ class _Loader:
         self.frames: list[_Frame] = []
         self.anchors: dict[str, Any] = {}
         self.closing: list[int] = []  # positions of block ends not applied yet
-        self.last_pos = 0
         self.prev_line = -1
         self.root_pending: list[tuple[Comment, tuple[Any, ...]]] = []
         self.meta_start = -1
@@ -144,7 +143,8 @@ class _Loader:
                 stop_text -= 1
             line_start = _line_start(text, index)
             trailing = text[line_start:index].strip() not in ("", "---")
-            following = text[stop + 1 : text.find("\n", stop + 1) if text.find("\n", stop + 1) != -1 else len(text)]
+            following_end = find("\n", stop + 1)
+            following = text[stop + 1 : following_end if following_end != -1 else len(text)]
             self.blank_after = stop < end and not following.strip()
             self._place_comment(index, stop_text, index - line_start, trailing, next_event)
             self.first_in_gap = False
@@ -154,7 +154,7 @@ class _Loader:
         frames = self.frames
         comment = Comment(self.text[start + 1 : end])
         span = (_COMMENT, start, end)
-        if frames and any(f.capture for f in frames):
+        if frames and frames[-1].capture:  # a capturing frame's descendants capture too
             return
         if frames and next_event.start_mark.index <= start and next_event.__class__.__name__ in (
             "MappingStartEvent", "SequenceStartEvent"
@@ -271,24 +271,6 @@ class _Loader:
         else:
             frame.pending = (None, value, span, line)
 
-    def _key(self, frame: _Frame, key: Any, event: Any) -> None:
-        if frame.pending is not None:
-            self._flush(frame)
-        if frame.is_map and frame.container is not None and key.__class__ is not dict:
-            try:
-                duplicate = key in frame.container
-            except TypeError:
-                raise InputError("unsupported YAML mapping key") from None
-            if duplicate:
-                raise InputError(f"duplicate key '{key}' in YAML mapping")
-        frame.key = key
-        frame.expecting_key = False
-        if key == "sops" and len(self.frames) == 1 and not frame.capture:
-            if not self.want_metadata:
-                raise AlreadyEncrypted("the file is already encrypted: it has a top-level 'sops' key")
-            self.meta_start = _line_start(self.text, event.start_mark.index)
-            self.meta_depth = 1
-
     def _open(self, event: Any, is_map: bool) -> None:
         container: Any = {} if is_map else []
         flow = bool(event.flow_style)
@@ -356,24 +338,36 @@ class _Loader:
         text = self.text
         find = text.find
         closing = self.closing
+        scalar_event = yaml.ScalarEvent
+        block_ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+        collection_starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+        document_end = yaml.DocumentEndEvent
+        scalar = self._scalar
+        last_pos = 0
+        prev_line = -1
+        # the first "#" at or after some position <= last_pos (-1: none left), so that
+        # the gap before an event is searched only when it may hold a comment
+        next_hash = find("#")
         try:
             get_event = yaml.CSafeLoader(text).get_event  # libyaml events carry exact marks
             while True:
                 event = get_event()
                 if event is None:  # after the stream's end
                     break
-                kind = event.__class__.__name__
+                cls = event.__class__
                 start = event.start_mark.index
                 end_mark = event.end_mark
                 end = end_mark.index
-                if kind in ("MappingEndEvent", "SequenceEndEvent") and start == end:
-                    closing.append(start)
+                if start == end and (cls in block_ends or cls is document_end):
+                    if cls is not document_end:
+                        closing.append(start)
                     continue
-                if kind == "DocumentEndEvent" and start == end:
-                    continue
-                last_pos = self.last_pos
-                if start > last_pos and find("#", last_pos, start) != -1:
-                    self._comments_in(last_pos, start, event)
+                if next_hash != -1 and next_hash < start:
+                    if next_hash < last_pos:
+                        next_hash = find("#", last_pos)
+                    if next_hash != -1 and next_hash < start:
+                        self.prev_line = prev_line
+                        self._comments_in(last_pos, start, event)
                 if closing:
                     for position in closing:
                         self._close(position)
@@ -381,21 +375,22 @@ class _Loader:
                 if self.meta_depth == 2:
                     self.meta_ranges.append((self.meta_start, start))
                     self.meta_depth = -1
-                if kind == "ScalarEvent":  # the common case first
+                if cls is scalar_event:  # the common case first
                     self.last_flow = None
-                    self._scalar(event)
+                    scalar(event)
                     if event.style in ("|", ">"):
                         self._header_comment(event)
                 else:
-                    if kind not in ("MappingEndEvent", "SequenceEndEvent", "DocumentEndEvent"):
+                    if cls not in block_ends and cls is not document_end:
                         self.last_flow = None
-                    self._event(kind, event)
-                    if kind in ("MappingStartEvent", "SequenceStartEvent") and end > start:
+                    self._event(cls.__name__, event)
+                    if end > start and cls in collection_starts:
                         # comments after an anchor or tag belong to the new collection
+                        self.prev_line = prev_line
                         self._comments_in(start, end, event)
-                if end > self.last_pos:
-                    self.last_pos = end
-                self.prev_line = end_mark.line
+                if end > last_pos:
+                    last_pos = end
+                prev_line = end_mark.line
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -429,17 +424,17 @@ class _Loader:
 
     def _scalar(self, event: Any) -> None:
         style = event.style
-        raw = event.value
-        if event.tag and event.tag != "!":
+        tag = event.tag
+        if tag and tag != "!":
             try:
-                value = resolve_tagged(raw, event.tag, not style)
+                value = resolve_tagged(event.value, tag, not style)
             except ValueError as error:
                 mark = event.start_mark
                 raise InputError(f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {error}") from None
-        elif style or event.tag == "!":
-            value = raw
+        elif style or tag == "!":
+            value = event.value
         else:
-            value = resolve_plain(raw)
+            value = resolve_plain(event.value)
         frames = self.frames
         if not frames:
             if value is None:  # an empty document: metadata only
@@ -448,8 +443,23 @@ class _Loader:
                 return
             raise InputError("a YAML document must be a mapping at the top level (found a scalar)")
         frame = frames[-1]
+        if frame.pending is not None:  # the previous entry is complete
+            self._flush(frame)
         if frame.is_map and frame.expecting_key:
-            self._key(frame, value, event)
+            if value.__class__ is not dict:
+                try:
+                    duplicate = value in frame.container
+                except TypeError:
+                    raise InputError("unsupported YAML mapping key") from None
+                if duplicate:
+                    raise InputError(f"duplicate key '{value}' in YAML mapping")
+            frame.key = value
+            frame.expecting_key = False
+            if value == "sops" and len(frames) == 1 and not frame.capture:
+                if not self.want_metadata:
+                    raise AlreadyEncrypted("the file is already encrypted: it has a top-level 'sops' key")
+                self.meta_start = _line_start(self.text, event.start_mark.index)
+                self.meta_depth = 1
             return
         anchor = event.anchor
         if anchor:
@@ -459,18 +469,16 @@ class _Loader:
 
             raise TreeEncryptError("unsupported integer between 2^63 and 2^64-1 (uint64); quote it as a string")
         start_mark = event.start_mark
-        if frame.capture or value is None:
-            span = None
-        else:
-            prefix = f"&{anchor} " if anchor else ""
-            span = (_SCALAR, start_mark.index, event.end_mark.index, frame.flow, frame.entry_col, style, prefix)
         if len(frames) == 1 and self.meta_depth == 1:  # a scalar ``sops`` value
             self._metadata_done(value)
             frame.expecting_key = True
             return
-        # _add_value, inlined for the common case: the value of a mapping entry
-        if frame.pending is not None:
-            self._flush(frame)
+        if frame.capture or value is None:
+            span = None
+        else:
+            span = (_SCALAR, start_mark.index, event.end_mark.index, frame.flow, frame.entry_col, style,
+                    f"&{anchor} " if anchor else "")
+        # the entry is held back until a trailing comment on its line is seen
         if frame.is_map:
             frame.pending = (frame.key, value, span, start_mark.line)
             frame.expecting_key = True
