@@ -10,6 +10,7 @@ plaintext and AAD.
 
 from __future__ import annotations
 
+import binascii
 import os
 
 try:
@@ -21,7 +22,7 @@ try:
 except (ImportError, AttributeError):  # pragma: no cover - cryptography < 42 has no Rust AEAD
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .codec import format_enc, parse_enc
+from .codec import parse_enc
 from .digest import constant_time_equal
 from .errors import TreeDecryptError
 
@@ -79,10 +80,16 @@ class Cipher:
             fresh = self._fresh_ivs
             if not fresh:
                 batch = os.urandom(IV_SIZE * _IV_BATCH)
-                fresh.extend(batch[start : start + IV_SIZE] for start in range(0, len(batch), IV_SIZE))
+                fresh.extend([batch[start : start + IV_SIZE] for start in range(0, len(batch), IV_SIZE)])
             iv = fresh.pop()
         sealed = self._aes.encrypt(iv, plaintext, aad.encode("utf-8", "surrogateescape"))
-        return format_enc(sealed[:-TAG_SIZE], iv, sealed[-TAG_SIZE:], type_tag)
+        b64 = binascii.b2a_base64
+        # the ENC string that codec.parse_enc reads; built here, once per value, as an f-string (its cheapest form)
+        return (
+            f"ENC[AES256_GCM,data:{b64(sealed[:-TAG_SIZE], newline=False).decode()},"
+            f"iv:{b64(iv, newline=False).decode()},tag:{b64(sealed[-TAG_SIZE:], newline=False).decode()},"
+            f"type:{type_tag}]"
+        )
 
     def open(self, enc: str, aad: str) -> tuple[bytes, str]:
         """Decrypt an ENC string: (plaintext, type tag). Records the IV in the stash."""

@@ -241,13 +241,6 @@ def mac_bytes(value: Any, plaintext: bytes | None = None) -> bytes:
     return to_plaintext(value)[0]
 
 
-def format_enc(data: bytes, iv: bytes, tag: bytes, type_tag: str) -> str:
-    b64 = binascii.b2a_base64
-    return "ENC[AES256_GCM,data:%s,iv:%s,tag:%s,type:%s]" % (  # noqa: UP031 - the fastest form here
-        b64(data, newline=False).decode(), b64(iv, newline=False).decode(), b64(tag, newline=False).decode(), type_tag,
-    )
-
-
 # sops's pattern has ``(.+)`` for the first three parts; base64 has no commas, so
 # wherever sops's parts decode, these are the same parts, found without backtracking
 _ENC_PARTS = re.compile(r"ENC\[AES256_GCM,data:([^,]+),iv:([^,]+),tag:([^,]+),type:(.+)\]")

@@ -158,45 +158,54 @@ class Walker:
         cls = node.__class__
         if cls is dict:
             out: dict[Any, Any] = {}
-            if self._comment_rule:
+            comment_rule = self._comment_rule
+            if comment_rule:
                 self._stack.append([])
+            match = self._match
+            leaf = self._encrypt_leaf
+            consume = self._consume
             for key, value in node.items():
-                if key.__class__ is Comment:
-                    out[self._encrypt_comment(key, prefix, matched)] = None
-                    continue
-                if key.__class__ is not str:
+                key_cls = key.__class__
+                if key_cls is not str:
+                    if key_cls is Comment:
+                        out[self._encrypt_comment(key, prefix, matched)] = None
+                        continue
                     where = prefix or "the top level"
                     raise TreeEncryptError(f"tree contains a non-string key ({type(key).__name__}) at '{where}'")
                 value_cls = value.__class__
                 if value_cls is dict or value_cls is list:
-                    out[key] = self._encrypt_node(value, prefix + key + ":", matched or self._match(key))
+                    out[key] = self._encrypt_node(value, prefix + key + ":", matched or match(key))
                 else:
-                    out[key] = self._encrypt_leaf(value, prefix + key + ":", matched or self._match(key))
-                if self._consume:
+                    out[key] = leaf(value, prefix + key + ":", matched or match(key))
+                if consume:
                     node[key] = None
-                if self._comment_rule:
+                if comment_rule:
                     self._entry_done()
-            if self._comment_rule:
+            if comment_rule:
                 self._stack.pop()
             return out
         if cls is list:
             items: list[Any] = []
-            if self._comment_rule:
+            comment_rule = self._comment_rule
+            if comment_rule:
                 self._stack.append([])
+            append = items.append
+            leaf = self._encrypt_leaf
+            consume = self._consume
             for index, item in enumerate(node):
-                if item.__class__ is Comment:
-                    items.append(self._encrypt_comment(item, prefix, matched))
-                    continue
                 item_cls = item.__class__
                 if item_cls is dict or item_cls is list:
-                    items.append(self._encrypt_node(item, prefix, matched))
+                    append(self._encrypt_node(item, prefix, matched))
+                elif item_cls is Comment:
+                    append(self._encrypt_comment(item, prefix, matched))
+                    continue
                 else:
-                    items.append(self._encrypt_leaf(item, prefix, matched))
-                if self._consume:
+                    append(leaf(item, prefix, matched))
+                if consume:
                     node[index] = None
-                if self._comment_rule:
+                if comment_rule:
                     self._entry_done()
-            if self._comment_rule:
+            if comment_rule:
                 self._stack.pop()
             return items
         return self._encrypt_leaf(node, prefix, matched)
@@ -205,7 +214,8 @@ class Walker:
         if node is None:
             return None
         if node.__class__ is str:  # the common case, inlined
-            plaintext, type_tag = node.encode("utf-8", "surrogateescape"), "str"
+            plaintext = node.encode("utf-8", "surrogateescape")
+            type_tag = "str"
         else:
             plaintext, type_tag = to_plaintext(node)
         if self._comment_rule:
@@ -214,13 +224,14 @@ class Walker:
             encrypted = matched if self._encrypt_when_matched else not matched
         if encrypted or not self.mac_only:
             self.hasher.update(plaintext)
+        outputs = self.outputs
         if not encrypted:
-            if self.outputs is not None:
-                self.outputs.append(UNCHANGED)
+            if outputs is not None:
+                outputs.append(UNCHANGED)
             return node
         sealed = self.cipher.seal(plaintext, prefix or ":", type_tag)
-        if self.outputs is not None:
-            self.outputs.append(sealed if sealed else UNCHANGED)
+        if outputs is not None:
+            outputs.append(sealed if sealed else UNCHANGED)
         return sealed
 
     def _encrypt_comment(self, comment: Comment, prefix: str, matched: bool) -> Comment:
