@@ -206,10 +206,10 @@ def _emit_encrypted(
         tree["sops"] = metadata_mod.to_tree(meta, empty_list=None)
         return json_store.dump(tree, options.json_indent)
     if fmt in ("dotenv", "ini"):
-        from .stores import dotenv_store, flatten, ini_store
+        from .stores import flatten
 
         tree = flatten.attach_metadata(fmt, dict(documents[0]), metadata_mod.to_tree(meta, empty_list=None))
-        return dotenv_store.dump(tree) if fmt == "dotenv" else ini_store.dump(tree)
+        return _emit_plain([tree], fmt, 0, None)
     if fmt == "toml":
         from .stores import toml_store
 

@@ -262,10 +262,13 @@ class Walker:
         cls = node.__class__
         if cls is dict:
             out: dict[Any, Any] = {}
-            if self._comment_rule:
+            comment_rule = self._comment_rule
+            if comment_rule:
                 self._stack.append([])
             inner = ancestors + (prefix,)
             match = self._match
+            leaf = self._decrypt_leaf
+            consume = self._consume
             for key, value in node.items():
                 if key.__class__ is Comment:
                     out[self._decrypt_comment(key, prefix, matched, ancestors)] = None
@@ -274,32 +277,36 @@ class Walker:
                 if value_cls is dict or value_cls is list:
                     out[key] = self._decrypt_node(value, prefix + key + ":", matched or match(key), inner)
                 else:
-                    out[key] = self._decrypt_leaf(value, prefix + key + ":", matched or match(key))
-                if self._consume:
+                    out[key] = leaf(value, prefix + key + ":", matched or match(key))
+                if consume:
                     node[key] = None  # a value's replacement keeps the dict's size: safe while iterating
-                if self._comment_rule:
+                if comment_rule:
                     self._entry_done()
-            if self._comment_rule:
+            if comment_rule:
                 self._stack.pop()
             return out
         if cls is list:
             items: list[Any] = []
-            if self._comment_rule:
+            comment_rule = self._comment_rule
+            if comment_rule:
                 self._stack.append([])
+            append = items.append
+            leaf = self._decrypt_leaf
+            consume = self._consume
             for index, item in enumerate(node):
-                if item.__class__ is Comment:
-                    items.append(self._decrypt_comment(item, prefix, matched, ancestors))
-                    continue
                 item_cls = item.__class__
                 if item_cls is dict or item_cls is list:
-                    items.append(self._decrypt_node(item, prefix, matched, ancestors))
+                    append(self._decrypt_node(item, prefix, matched, ancestors))
+                elif item_cls is Comment:
+                    append(self._decrypt_comment(item, prefix, matched, ancestors))
+                    continue
                 else:
-                    items.append(self._decrypt_leaf(item, prefix, matched))
-                if self._consume:
+                    append(leaf(item, prefix, matched))
+                if consume:
                     node[index] = None
-                if self._comment_rule:
+                if comment_rule:
                     self._entry_done()
-            if self._comment_rule:
+            if comment_rule:
                 self._stack.pop()
             return items
         return self._decrypt_leaf(node, prefix, matched)
@@ -346,15 +353,22 @@ class Walker:
                 self.outputs.append(UNCHANGED)
             return comment
         # matches sops: a comment that does not decrypt is kept as it stands.  Other
-        # container paths are tried too, since YAML layouts can place a comment
-        # differently from where the writer filed it.
-        for aad in (prefix or ":",) + tuple(a or ":" for a in reversed(ancestors)):
-            opened = self.cipher.try_open(text, aad)
-            if opened is not None and opened[1] == "comment":
-                result = Comment(opened[0].decode("utf-8", "surrogateescape"))
-                if self.outputs is not None:
-                    self.outputs.append(result)
-                return result
+        # container paths are tried too (innermost first), since YAML layouts can
+        # place a comment differently from where the writer filed it.
+        try_open = self.cipher.try_open
+        opened = try_open(text, prefix or ":")
+        if opened is None or opened[1] != "comment":
+            for ancestor in reversed(ancestors):
+                opened = try_open(text, ancestor or ":")
+                if opened is not None and opened[1] == "comment":
+                    break
+            else:
+                opened = None
+        if opened is not None:
+            result = Comment(opened[0].decode("utf-8", "surrogateescape"))
+            if self.outputs is not None:
+                self.outputs.append(result)
+            return result
         if self.outputs is not None:
             self.outputs.append(UNCHANGED)
         return comment

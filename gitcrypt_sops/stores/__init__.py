@@ -7,6 +7,7 @@ or encryption.  Store modules are imported only when a file of their kind is use
 from __future__ import annotations
 
 import os
+from operator import itemgetter
 
 #: formats selectable with --input-type/--output-type
 FORMATS = ("yaml", "json", "dotenv", "ini", "toml", "binary")
@@ -14,9 +15,12 @@ FORMATS = ("yaml", "json", "dotenv", "ini", "toml", "binary")
 _EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv", ".ini": "ini", ".toml": "toml"}
 
 
+_span_of = itemgetter(0, 1)
+
+
 def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
     """``text`` with each ``(start, end, replacement)`` applied; overlapping later edits are skipped."""
-    edits.sort(key=lambda edit: (edit[0], edit[1]))
+    edits.sort(key=_span_of)
     pieces: list[str] = []
     cursor = 0
     for start, end, replacement in edits:

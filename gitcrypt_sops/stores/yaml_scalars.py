@@ -196,9 +196,14 @@ _SIMPLE_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_./@+=-]*")
 _TYPED_WORDS = _NULLS | frozenset(_BOOLS) | _OLD_BOOLS
 
 
+def is_plain_word(text: str) -> bool:
+    """True for a simple word (see _SIMPLE_PLAIN) that reads back as a string: plain anywhere."""
+    return _SIMPLE_PLAIN.fullmatch(text) is not None and text not in _TYPED_WORDS
+
+
 def plain_string_ok(text: str, flow: bool = False) -> bool:
     """True when ``text`` can be written unquoted and reads back as the same string."""
-    if _SIMPLE_PLAIN.fullmatch(text) and text not in _TYPED_WORDS:
+    if _SIMPLE_PLAIN.fullmatch(text) and text not in _TYPED_WORDS:  # is_plain_word, inlined
         return True
     return plain_string_ok_in_full(text, flow)
 
@@ -223,9 +228,6 @@ def plain_string_ok_in_full(text: str, flow: bool = False) -> bool:
 _YAML11_QUOTED = frozenset(("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"))
 
 
-
-
-
 def _yaml11_typed(text: str) -> bool:
     """True when a YAML 1.1 reader (PyYAML, Kubernetes) would not read ``text`` as a string.
 
@@ -241,7 +243,10 @@ def _yaml11_typed(text: str) -> bool:
             first: tuple(pattern for tag, pattern in resolvers if tag in _YAML11_QUOTED)
             for first, resolvers in pyyaml.load().resolver.Resolver.yaml_implicit_resolvers.items()
         }
-    return any(pattern.match(text) for pattern in _yaml11_patterns.get(text[0], ()))
+    for pattern in _yaml11_patterns.get(text[0], ()):
+        if pattern.match(text):
+            return True
+    return False
 
 
 #: PyYAML's YAML 1.1 bool/int/float patterns by first character, made on first use

@@ -18,7 +18,7 @@ from ..tree import Comment, strip_comments
 from ..walk import UNCHANGED
 from . import apply_edits
 from .yaml_emit import emit_document, emit_flow
-from .yaml_scalars import Uint64Value, double_quoted, render_scalar, resolve_plain, resolve_tagged
+from .yaml_scalars import Uint64Value, double_quoted, is_plain_word, render_scalar, resolve_plain, resolve_tagged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -609,15 +609,18 @@ def splice(yaml_file: YamlFile, outputs: list[Any], *, encrypting: bool, metadat
                 continue
             edits.append((dash, end, "#" + out.text))
             continue
-        rendered = render_scalar(out, flow=flow, indent=" " * (entry_col + 2))
-        if rendered.startswith("|"):
-            line_end = text.find("\n", end)
-            if text[end : len(text) if line_end == -1 else line_end].strip():
-                rendered = double_quoted(out)  # a comment follows on this line
+        if out.__class__ is str and is_plain_word(out):  # most values: render_scalar's first answer
+            rendered = out
+        else:
+            rendered = render_scalar(out, flow=flow, indent=" " * (entry_col + 2))
+            if rendered.startswith("|"):
+                line_end = text.find("\n", end)
+                if text[end : len(text) if line_end == -1 else line_end].strip():
+                    rendered = double_quoted(out)  # a comment follows on this line
+                elif style not in ("|", ">") and end < len(text) and text[end] != "\n":
+                    rendered += "\n"
         if style in ("|", ">"):
             rendered += _block_trailer(text[start:end])
-        elif rendered.startswith("|") and end < len(text) and text[end] != "\n":
-            rendered += "\n"
         edits.append((start, end, prefix + rendered))
     edits.extend((start, end, replacement) for start, (end, replacement) in comment_edits.items())
     if metadata_text is not None:
