@@ -235,8 +235,12 @@ class Walker:
         return sealed
 
     def _encrypt_comment(self, comment: Comment, prefix: str, matched: bool) -> Comment:
-        self._note_comment(comment.text)
-        if not comment.text or not self._encrypted(matched, True):
+        if self._comment_rule:
+            self._note_comment(comment.text)
+            encrypted = self._encrypted(matched, True)
+        else:
+            encrypted = matched if self._encrypt_when_matched else not matched
+        if not comment.text or not encrypted:
             if self.outputs is not None:
                 self.outputs.append(UNCHANGED)
             return comment
@@ -346,9 +350,13 @@ class Walker:
         raise TreeDecryptError(f"the value at '{prefix or ':'}' is not encrypted (expected ENC[AES256_GCM,...])")
 
     def _decrypt_comment(self, comment: Comment, prefix: str, matched: bool, ancestors: tuple[str, ...]) -> Comment:
-        self._note_comment(comment.text)
         text = comment.text
-        if not is_enc(text) or not self._encrypted(matched, True):
+        if self._comment_rule:
+            self._note_comment(text)
+            encrypted = self._encrypted(matched, True)
+        else:
+            encrypted = matched if self._encrypt_when_matched else not matched
+        if not encrypted or not is_enc(text):
             if self.outputs is not None:
                 self.outputs.append(UNCHANGED)
             return comment
