@@ -1,9 +1,11 @@
-"""Values as sops sees them: typed plaintext bytes, Go-exact text forms, and the
-``ENC[AES256_GCM,data:...,iv:...,tag:...,type:...]`` string.
+"""Values as sops sees them: typed plaintext bytes, Go-exact text forms, and reading
+the ``ENC[AES256_GCM,data:...,iv:...,tag:...,type:...]`` string.
 
 This module knows how each leaf type becomes the byte string that is encrypted
 and hashed into the MAC (sops ``ToBytes``), and how decrypted bytes become a
-typed value again.  It does no cryptography itself.
+typed value again.  It does no cryptography itself; :meth:`Cipher.seal
+<gitcrypt_sops.cipher.Cipher.seal>` writes the ENC string, in place, since it runs
+once per value.
 """
 
 from __future__ import annotations
