@@ -34,7 +34,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(facade, name)
     if name in ("api", "errors", "facade", "paths", "tree"):
-        import importlib
+        import sys
 
-        return importlib.import_module(f"{__name__}.{name}")
+        __import__(f"{__name__}.{name}")  # not importlib: it would import warnings and more
+        return sys.modules[f"{__name__}.{name}"]
     raise AttributeError(name)

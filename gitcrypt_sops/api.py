@@ -8,8 +8,6 @@ unwrapped through the providers; a store writes the result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from . import datakey
 from . import metadata as metadata_mod
 from .cipher import Cipher, DataKey, StashKey
@@ -30,6 +28,7 @@ from .walk import EncryptionRule, Walker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 

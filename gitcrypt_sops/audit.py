@@ -19,10 +19,10 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 __all__ = ["ENV", "log_path", "record_decrypt", "set_context", "write_record"]
@@ -55,11 +55,10 @@ def _cli_context() -> dict[str, str | None]:
         context["command"] = "api"
         return context
     try:
-        argv = cli._legacy_form(sys.argv[1:])
-        command = cli._find_command(argv)
+        command = cli._find_command(cli._legacy_form(sys.argv[1:]))
         context["command"] = command
         if command is not None:
-            args = cli.build_parser(command).parse_args(argv)
+            args = cli.parse(sys.argv[1:])
             file = getattr(args, "file", None)
             if isinstance(file, str) and file != "-":
                 context["file"] = os.path.abspath(file)

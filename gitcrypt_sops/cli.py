@@ -7,16 +7,18 @@ codes and one-line messages on stderr.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, quickargs
 from .errors import SopsError, UsageError
+from .quickargs import SUPPRESS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from .quickargs import Declarations
 
 PROG = "gitcrypt-sops"
 
@@ -45,53 +47,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _GLOBAL_FLAGS = ("--disable-version-check", "--verbose", "--enable-local-keyservice")
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter without the terminal-size probe (it imports shutil on every run)."""
-
-    def __init__(self, prog: str) -> None:
-        import os
-
-        super().__init__(prog, width=int(os.environ.get("COLUMNS", "100")) - 2)
-
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def global_noops(parser: argparse.ArgumentParser) -> None:
+def global_noops(parser: Declarations) -> None:
     """sops flags that scripts pass and that have no meaning here."""
     for flag in _GLOBAL_FLAGS:
-        parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--keyservice", action="append", help=argparse.SUPPRESS)
+        parser.add_argument(flag, action="store_true", help=SUPPRESS)
+    parser.add_argument("--keyservice", action="append", help=SUPPRESS)
+
+
+def declare_top(parser: Declarations) -> None:
+    """The flags given before the command."""
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__} (sops format 3.11.0)")
+    parser.add_argument("--config", dest="global_config", metavar="PATH", help="config file for every command")
+    global_noops(parser)
+
+
+def declare_command(command: str, parser: Declarations) -> None:
+    """The flags of ``command``, declared once for argparse and for :mod:`.quickargs`."""
+    global_noops(parser)
+    _command_module(command).add_arguments(command, parser)  # type: ignore[attr-defined]
 
 
 def _command_module(command: str) -> object:
     name = f"gitcrypt_sops.commands.{COMMANDS[command][0]}"
     __import__(name)
     return sys.modules[name]
-
-
-def build_parser(command: str | None) -> argparse.ArgumentParser:
-    """The parser; only ``command`` (when known) gets its flags declared."""
-    parser = _Parser(prog=PROG, description="Encrypt config-file values in the SOPS v3 format.")
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__} (sops format 3.11.0)")
-    parser.add_argument("--config", dest="global_config", metavar="PATH", help="config file for every command")
-    global_noops(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    if command is not None:
-        help_text = COMMANDS[command][1]
-        command_parser = sub.add_parser(command, help=help_text, description=help_text)
-        global_noops(command_parser)
-        _command_module(command).add_arguments(command, command_parser)  # type: ignore[attr-defined]
-        return parser
-    for name, (_, help_text) in COMMANDS.items():  # for --help and the "invalid choice" message
-        sub.add_parser(name, help=help_text, description=help_text)
-    return parser
 
 
 _LEGACY = {"-e": "encrypt", "--encrypt": "encrypt", "-d": "decrypt", "--decrypt": "decrypt"}
@@ -126,10 +105,38 @@ def _find_command(argv: list[str]) -> str | None:
     return None
 
 
-def run(argv: Sequence[str]) -> int:
+def quick_parse(arguments: list[str]) -> Any | None:
+    """A command line that starts with its command, read by :mod:`.quickargs`; None where argparse must read it."""
+    command = arguments[0] if arguments else None
+    if command not in COMMANDS:
+        return None
+    values = quickargs.record(lambda table: declare_command(command, table)).values(arguments[1:])
+    if values is None:
+        return None
+    top = quickargs.record(declare_top).values([])
+    assert top is not None
+    return quickargs.Namespace(**{**top, "command": command, **values})  # argparse lets the command's values win
+
+
+def parse(argv: Sequence[str], prepare_argparse: Callable[[], None] | None = None) -> Any:
+    """The parsed command line (``command`` plus the flags' values); UsageError when it is wrong.
+
+    A line that starts with its command and uses only plain forms is read by
+    :mod:`.quickargs`; every other one, and every error, by argparse.
+    """
     arguments = _legacy_form(list(argv))
-    command = _find_command(arguments)
-    args = build_parser(command).parse_args(arguments)
+    quick = quick_parse(arguments)
+    if quick is not None:
+        return quick
+    if prepare_argparse is not None:
+        prepare_argparse()
+    from .argparser import build_parser
+
+    return build_parser(_find_command(arguments)).parse_args(arguments)
+
+
+def run(argv: Sequence[str], prepare_argparse: Callable[[], None] | None = None) -> int:
+    args = parse(argv, prepare_argparse)
     if args.command is None:
         raise UsageError(f"no command given (see '{PROG} --help')")
     if getattr(args, "global_config", None) and getattr(args, "config", None) is None:
@@ -145,9 +152,10 @@ def report(error: SopsError) -> None:
     sys.stderr.write(f"{PROG}: {message}\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prepare_argparse: Callable[[], None] | None = None) -> int:
+    """Run one command line; its exit status.  ``prepare_argparse`` runs before argparse is imported."""
     try:
-        return run(sys.argv[1:] if argv is None else argv)
+        return run(sys.argv[1:] if argv is None else argv, prepare_argparse)
     except SopsError as error:
         report(error)
         return error.exit_code

@@ -11,7 +11,6 @@ once per value.
 from __future__ import annotations
 
 import binascii
-import re
 
 from .dates import datetime, timedelta, timezone
 from .errors import TreeDecryptError, TreeEncryptError
@@ -19,6 +18,8 @@ from .tree import Comment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable
     from typing import Any
 
 ENC_PREFIX = "ENC[AES256_GCM,data:"
@@ -245,7 +246,16 @@ def mac_bytes(value: Any, plaintext: bytes | None = None) -> bytes:
 
 # sops's pattern has ``(.+)`` for the first three parts; base64 has no commas, so
 # wherever sops's parts decode, these are the same parts, found without backtracking
-_ENC_PARTS = re.compile(r"ENC\[AES256_GCM,data:([^,]+),iv:([^,]+),tag:([^,]+),type:(.+)\]")
+_ENC_PATTERN = r"ENC\[AES256_GCM,data:([^,]+),iv:([^,]+),tag:([^,]+),type:(.+)\]"
+_enc_match: Callable[[str], re.Match[str] | None] | None = None  # compiled on first use: encrypting needs no re
+
+
+def _compile_enc_match() -> Callable[[str], re.Match[str] | None]:
+    global _enc_match
+    import re
+
+    _enc_match = re.compile(_ENC_PATTERN).match
+    return _enc_match
 
 
 def parse_enc(text: str) -> tuple[bytes, bytes, bytes, str]:
@@ -254,7 +264,7 @@ def parse_enc(text: str) -> tuple[bytes, bytes, bytes, str]:
     Matches sops's ``^ENC\\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\\]``:
     anchored at the start only, so text after the final ``]`` is ignored.
     """
-    found = _ENC_PARTS.match(text)
+    found = (_enc_match or _compile_enc_match())(text)
     if found is None:
         raise TreeDecryptError("value is not a valid ENC[AES256_GCM,...] string")
     data, iv, tag, type_tag = found.groups()

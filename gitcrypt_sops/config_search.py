@@ -7,9 +7,12 @@ never import the loader (and its YAML parser).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from .errors import ConfigNotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: the names looked for in each directory, first match wins
 CONFIG_NAMES: tuple[str, ...] = (".sops-policy.yaml", ".sops.yaml")

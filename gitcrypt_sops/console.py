@@ -6,10 +6,10 @@ is imported:
 - the cyclic garbage collector runs rarely (the pipeline's trees hold no cycles,
   and the default schedule's passes over every freshly imported object cost a
   tenth of a small run);
-- argparse is imported without :mod:`gettext`: the tool speaks English only, as
-  sops does, and gettext's import (it compiles a plural-forms tokenizer) and
-  catalogue lookups (each stats files and imports :mod:`locale`) cost several
-  per cent of a small run;
+- argparse, when a command line needs it (see :mod:`gitcrypt_sops.quickargs`), is
+  imported without :mod:`gettext`: the tool speaks English only, as sops does, and
+  gettext's import (it compiles a plural-forms tokenizer) and catalogue lookups
+  (each stats files and imports :mod:`locale`) cost several per cent of a small run;
 - the process ends with ``os._exit`` once stdout and stderr are flushed:
   interpreter shutdown, which only frees memory the kernel is about to reclaim,
   costs another tenth.  Every file the command writes is complete, synced and
@@ -55,10 +55,9 @@ def _import_argparse_untranslated() -> None:
 def entry() -> NoReturn:
     """Run the command line in this process and exit with its status."""
     gc.set_threshold(100_000, 50, 100)
-    _import_argparse_untranslated()
     from .cli import main
 
-    code = main()
+    code = main(prepare_argparse=_import_argparse_untranslated)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

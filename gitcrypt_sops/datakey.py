@@ -9,7 +9,6 @@ recipient tried and why.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from . import providers, shamir
 from .cipher import DataKey
@@ -19,6 +18,8 @@ from .providers.base import Recipient
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .metadata import Entry
 
 #: sops's default decryption order: age first, then pgp, then the rest in file order

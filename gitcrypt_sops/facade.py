@@ -12,7 +12,6 @@ code); messages never contain secret values.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from . import api, datakey, paths
@@ -25,6 +24,7 @@ from .walk import EncryptionRule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 PathLike = str | os.PathLike[str]

@@ -8,8 +8,6 @@ file round-trips even when this machine cannot use every recipient.
 
 from __future__ import annotations
 
-import re
-
 from .codec import canonical_rfc3339_seconds, go_time_text
 from .dates import datetime
 from .errors import ConflictingParameters, SopsError
@@ -32,7 +30,7 @@ KNOWN_KEY_TYPES = frozenset(KEY_TYPES_BEFORE + KEY_TYPES_AFTER)
 GROUP_ORDER = ("pgp", "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
 GROUP_ALWAYS = ("hc_vault", "age")
 
-_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+_SEMVER = r"^v?(\d+)\.(\d+)\.(\d+)"
 
 
 class MetadataError(SopsError):
@@ -97,7 +95,9 @@ def check_version(version: Any) -> str:
     if version is None or version == "":
         raise MetadataError("sops metadata has no version")
     text = str(version)
-    if text.startswith("1.") or _SEMVER.match(text):
+    import re  # here, not at the top: encrypting needs no regex
+
+    if text.startswith("1.") or re.match(_SEMVER, text):
         return text
     raise MetadataError("sops metadata version is not MAJOR.MINOR.PATCH")
 

@@ -8,9 +8,6 @@ documents and accumulates the MAC over them.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 from .codec import ENC_PREFIX, from_plaintext, is_enc, to_plaintext
 from .digest import sha512
 from .errors import ConflictingParameters, TreeDecryptError, TreeEncryptError
@@ -19,6 +16,8 @@ from .tree import Comment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable
     from typing import Any
 
     from .cipher import Cipher
@@ -80,6 +79,8 @@ class EncryptionRule(Record):
         if self.kind.endswith("suffix"):
             suffix = self.value
             return lambda key: key.endswith(suffix)
+        import re  # only the regex rules need it: the suffix rules keep re out of a run
+
         pattern = re.compile(self.value)
         return lambda key: pattern.search(key) is not None
 
@@ -109,6 +110,8 @@ class Walker:
         self._match: Callable[[str], bool] = (lambda key: False)
         self._comment_pattern: re.Pattern[str] | None = None
         if self._comment_rule:
+            import re
+
             self._comment_pattern = re.compile(rule.value)
         elif rule.kind:
             self._match = rule.key_matcher()

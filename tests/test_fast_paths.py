@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import AGE_KEY_FILE, AGE_RECIPIENT, scrubbed_env
@@ -192,5 +193,47 @@ def test_simple_plain_shortcut_agrees_with_the_full_check(flow: bool) -> None:
     @given(st.text(alphabet="aZyYnN0159_./@+=-:#,[]{} eEx", min_size=1, max_size=12))
     def agree(text: str) -> None:
         assert yaml_scalars.plain_string_ok(text, flow) == yaml_scalars.plain_string_ok_in_full(text, flow)
+
+    agree()
+
+
+# -- JSON without the json package ---------------------------------------------------------
+
+_JSON_TEXTS = ['{"a": 1}', ' \n{"a": [1, 2.5, "x", null, true]}\r\n', "{}", "[]", "", "   ", "{", '{"a": }', '{"a": 1} x',
+               '{"a": 1}{}', '{"a" 1}', '{"a": "\\q"}', '{"a": "\x01"}', '{"a": NaN}', "[1e999]", '{"a": 1, "a": 2}',
+               '"text"', "nul", '{"a":1,}', "\t[\n]\t"]
+
+
+def test_json_store_reads_documents_and_errors_exactly_as_the_json_package() -> None:
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gitcrypt_sops.stores import json_store
+
+    reference = json.JSONDecoder(object_pairs_hook=json_store._pairs, parse_float=json_store._float,
+                                 parse_int=json_store._int, parse_constant=json_store._constant).decode
+
+    def outcome(decode: Any, text: str) -> Any:
+        try:
+            return ("value", decode(text))
+        except Exception as error:  # noqa: BLE001 - the outcome compared is the exception itself
+            return ("error", type(error), getattr(error, "msg", None), getattr(error, "pos", None))
+
+    for text in _JSON_TEXTS:
+        assert outcome(json_store._decode, text) == outcome(reference, text), text
+
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                       st.text(max_size=5))
+    documents = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3)
+                             | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=8)
+
+    @settings(max_examples=300, deadline=None)
+    @given(documents, st.sampled_from(["", " ", "\n\t", "x", ",", "]"]), st.integers(0, 40))
+    def agree(document: Any, tail: str, cut: int) -> None:
+        text = json.dumps(document, indent=cut % 3 or None) + tail
+        for candidate in (text, text[:cut]):
+            assert outcome(json_store._decode, candidate) == outcome(reference, candidate), candidate
 
     agree()

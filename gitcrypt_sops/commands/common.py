@@ -4,7 +4,6 @@ that turn parsed flags into paths, formats, config, recipients and encryption ru
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from ..errors import ConflictingParameters, NoFileSpecified, SopsError
@@ -12,7 +11,10 @@ from ..walk import RULE_FIELDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
+
+    from ..quickargs import Declarations
 
 #: key flags: option name -> provider type id (sops's flag names)
 KEY_FLAGS: dict[str, str] = {
@@ -42,7 +44,7 @@ RULE_FLAGS = RULE_FIELDS
 
 
 
-def io_flags(parser: argparse.ArgumentParser, *, in_place: bool = True) -> None:
+def io_flags(parser: Declarations, *, in_place: bool = True) -> None:
     parser.add_argument("file", nargs="?", help="the file to read (stdin when omitted or '-')")
     if in_place:
         parser.add_argument("-i", "--in-place", action="store_true", help="write the result back to the file")
@@ -55,7 +57,7 @@ def io_flags(parser: argparse.ArgumentParser, *, in_place: bool = True) -> None:
     parser.add_argument("--indent", type=int, metavar="N", help="indentation of YAML/JSON output")
 
 
-def key_flags(parser: argparse.ArgumentParser) -> None:
+def key_flags(parser: Declarations) -> None:
     group = parser.add_argument_group("recipients (comma-separated; replace the creation rule's keys)")
     for flag in KEY_FLAGS:
         names = [f"--{flag}"] + ([KEY_SHORT[flag]] if flag in KEY_SHORT else [])
@@ -67,14 +69,14 @@ def key_flags(parser: argparse.ArgumentParser) -> None:
                        help="key groups needed to decrypt")
 
 
-def rule_flags(parser: argparse.ArgumentParser) -> None:
+def rule_flags(parser: Declarations) -> None:
     group = parser.add_argument_group("encryption rules (at most one)")
     for name in RULE_FLAGS:
         group.add_argument("--" + name.replace("_", "-"), metavar="TEXT")
     group.add_argument("--mac-only-encrypted", action="store_true", help="the MAC covers encrypted values only")
 
 
-def decrypt_flags(parser: argparse.ArgumentParser) -> None:
+def decrypt_flags(parser: Declarations) -> None:
     parser.add_argument("--ignore-mac", action="store_true", help="skip the MAC check (tampered files decrypt too)")
     parser.add_argument("--decryption-order", metavar="TYPES",
                         help="key types to try first, e.g. age,pgp (env SOPS_DECRYPTION_ORDER)")

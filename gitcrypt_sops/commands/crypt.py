@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..errors import SopsError
@@ -20,8 +19,14 @@ from .common import (
     write_result,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
-def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    from ..quickargs import Declarations
+
+
+def add_arguments(command: str, parser: Declarations) -> None:
     if command == "encrypt":
         io_flags(parser)
         key_flags(parser)

@@ -7,14 +7,15 @@ it belongs to the child.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from ..errors import ConflictingParameters, UsageError
+from ..quickargs import REMAINDER, SUPPRESS
 from .common import decrypt_flags, read_input
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 
@@ -42,7 +43,7 @@ def run(command: str, args: argparse.Namespace) -> int:
 
 def _exec_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the encrypted file ('-' for stdin)")
-    parser.add_argument("child", nargs=argparse.REMAINDER, metavar="COMMAND",
+    parser.add_argument("child", nargs=REMAINDER, metavar="COMMAND",
                         help="one word: a /bin/sh -c command line; several words: a program and its arguments"
                              + (" ('{}' is replaced by the file's path)" if command == "exec-file" else ""))
     parser.add_argument("--input-type", metavar="TYPE", help="yaml, json, dotenv, ini or binary (default: from the name)")
@@ -57,7 +58,7 @@ def _exec_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pristine", action="store_true",
                         help="give the command only the decrypted values, not our environment")
     parser.add_argument("--user", metavar="USER", help="run the command as USER (needs root)")
-    parser.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--background", action="store_true", help=SUPPRESS)
     decrypt_flags(parser)
 
 

@@ -6,7 +6,6 @@ unchanged value (see :mod:`gitcrypt_sops.edits`), and writes atomically.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -15,19 +14,21 @@ from .common import decrypt_flags, key_flags, rule_flags
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from ..api import EncryptOptions
     from ..edits import Session
+    from ..quickargs import Declarations
 
 
-def _type_flags(parser: argparse.ArgumentParser) -> None:
+def _type_flags(parser: Declarations) -> None:
     parser.add_argument("--input-type", metavar="TYPE", help="yaml, json, dotenv, ini or binary (default: from the file name)")
     parser.add_argument("--output-type", metavar="TYPE", help="format to write the file in (default: the input type)")
     parser.set_defaults(filename_override=None, indent=None, output=None, in_place=False)
 
 
-def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
+def add_arguments(command: str, parser: Declarations) -> None:
     parser.add_argument("file", nargs="?", help="the encrypted file (changed in place)")
     if command == "edit":
         _type_flags(parser)

@@ -8,14 +8,15 @@ when any rule is broken.  ``git diff`` is the textconv driver and never fails;
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from ..errors import UsageError
+from ..quickargs import SUPPRESS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 _ACTIONS = {
@@ -71,7 +72,7 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
         return
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     for name, help_text in _ACTIONS.items():
-        action = sub.add_parser(name, help=help_text, description=help_text)
+        action = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)  # help is %-formatted
         if name in ("install", "uninstall"):
             action.add_argument("--config", metavar="PATH", help="policy file (default: found from the current directory)")
             action.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
@@ -85,7 +86,7 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
             for arg in ("base", "ours", "theirs"):
                 action.add_argument(arg, metavar=arg.upper())
             action.add_argument("path", nargs="?", metavar="PATH", help="the file's path in the repository (%%P)")
-            action.add_argument("--marker-size", type=int, default=7, help=argparse.SUPPRESS)
+            action.add_argument("--marker-size", type=int, default=7, help=SUPPRESS)
         elif name == "resolve":
             action.add_argument("file", metavar="FILE")
             side = action.add_mutually_exclusive_group()

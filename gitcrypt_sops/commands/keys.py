@@ -9,7 +9,6 @@ every command, and ``updatekeys --no-rotate``.  The operations are in
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable
 
@@ -18,6 +17,7 @@ from .common import KEY_FLAGS, decrypt_flags, formats, io_flags, read_input, sto
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 #: key flags of rotate and groups add: sops's, plus HuaweiCloud KMS (no provider ships for it)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 import pyrage  # type: ignore[import-untyped]
 from pyrage import ssh as _ssh
@@ -31,6 +30,7 @@ from .base import KeyProvider, ProviderError, Recipient
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 __all__ = [

@@ -10,13 +10,13 @@ this boundary; nothing else in the tool names a provider.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 
 from ..errors import SopsError
 from ..records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, ClassVar
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 
 from ..codec import GoTime
 from ..dates import datetime, timedelta
@@ -33,7 +32,7 @@ DOTENV_PREFIX = "sops_"
 INI_SECTION = "sops"
 _MAP = "__map_"
 _LIST = "__list_"
-_TOKEN = re.compile(r"(__map_|__list_)")
+_TOKEN = r"(__map_|__list_)"
 
 
 # -- metadata out of a tree ----------------------------------------------------------
@@ -97,8 +96,10 @@ def _unflatten(flat: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {key: value.replace("\\n", "\n") for key, value in flat.items()}
     _decode_typed(values)
     root: dict[str, Any] = {}
+    import re  # here, not at the top: encrypting needs no regex
+
     for key, value in values.items():
-        parts = _TOKEN.split(key)
+        parts = re.split(_TOKEN, key)
         path: list[str | int] = [parts[0]]
         for separator, name in zip(parts[1::2], parts[2::2]):
             if separator == _LIST:

@@ -12,9 +12,7 @@ the finished text.  Error messages give positions and key paths, never values.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
+from _json import encode_basestring, make_scanner
 
 from gitcrypt_sops import dates as _dt
 from gitcrypt_sops.errors import EmitError, InputError
@@ -22,13 +20,16 @@ from gitcrypt_sops.tree import Comment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, NoReturn
 
 __all__ = ["dump", "dump_value", "go_float_json", "load"]
 
 # C escaper of the stdlib (non-ASCII kept raw): quotes, \\, \b \f \n \r \t and
 # \u00xx (lowercase hex) for other control characters, exactly like Go >= 1.22.
-_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+# Taken, like the scanner below, from the C module itself: importing the json
+# package would also import re and compile its patterns, a tenth of a small run.
+_encode_str: Callable[[str], str] = encode_basestring
 
 _WS = " \t\n\r"
 # Patterns for rare paths, compiled on first use by re's own cache (compiling them
@@ -90,9 +91,48 @@ def _int(text: str) -> int | float:
     return int(text) if text != "-0" else -0.0
 
 
-_decode = json.JSONDecoder(
-    object_pairs_hook=_pairs, parse_float=_float, parse_int=_int, parse_constant=_constant
-).decode
+class _ScanSettings:
+    """What the C scanner reads from a ``json.JSONDecoder``: sops's number and key rules."""
+
+    def __init__(self) -> None:
+        self.strict = True
+        self.object_hook = None
+        self.object_pairs_hook = _pairs
+        self.parse_float = _float
+        self.parse_int = _int
+        self.parse_constant = _constant
+
+
+_scan = make_scanner(_ScanSettings())  # type: ignore[arg-type]  # it reads only these attributes
+
+
+def _decode(text: str) -> Any:
+    """``json.loads`` of a whole document (the same scanner, the same errors)."""
+    end = len(text)
+    start = 0
+    while start < end and text[start] in _WS:
+        start += 1
+    try:
+        tree, index = _scan(text, start)
+    except StopIteration as stop:
+        raise _decode_error("Expecting value", text, stop.value) from None
+    except SystemError:
+        # the C scanner raises its syntax errors with json.decoder's class, which it
+        # looks up among loaded modules only: load it and scan again for that error
+        import json.decoder  # noqa: F401
+
+        tree, index = _scan(text, start)
+    while index < end and text[index] in _WS:
+        index += 1
+    if index != end:
+        raise _decode_error("Extra data", text, index)
+    return tree
+
+
+def _decode_error(message: str, text: str, index: int) -> ValueError:
+    from json import JSONDecodeError
+
+    return JSONDecodeError(message, text, index)
 
 
 def load(data: bytes | bytearray) -> dict[str, Any]:
@@ -125,25 +165,33 @@ def load(data: bytes | bytearray) -> dict[str, Any]:
     except _BadNumber:
         where = _locate(text, _NUMBER_TOKEN, _is_infinite_float)
         raise InputError(f"invalid JSON{where}: number out of the float64 range") from None
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise InputError("JSON nesting is too deep") from None
+    except ValueError as exc:
+        from json import JSONDecodeError
+
+        if not isinstance(exc, JSONDecodeError):  # Python refuses integers of more than 4300 digits
+            raise InputError("invalid JSON: a number has too many digits") from None
         if not text.strip(_WS):
             # matches sops: an empty JSON file is an input error (exit 2), not "no document"
             raise InputError("JSON document is empty") from None
         reason = _REASONS.get(exc.msg, "syntax error")
         raise InputError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {reason}") from None
-    except RecursionError:
-        raise InputError("JSON nesting is too deep") from None
-    except ValueError:  # Python refuses integers of more than 4300 digits
-        raise InputError("invalid JSON: a number has too many digits") from None
     if tree.__class__ is not dict:
         raise InputError(f"JSON top level must be an object, not {_kind(tree)}")
-    if "\\u" in text and re.search(_SURROGATE_ESCAPE, text):
+    if "\\u" in text and _has_surrogate_escape(text):
         tree = _replace_lone_surrogates(tree, [])
     result: dict[str, Any] = tree
     return result
 
 
 _INF = float("inf")
+
+
+def _has_surrogate_escape(text: str) -> bool:
+    import re  # here, as in every rare path below: a run without them needs no regex
+
+    return re.search(_SURROGATE_ESCAPE, text) is not None
 
 
 def _is_infinite_float(token: str) -> bool:
@@ -157,6 +205,8 @@ def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
 
 def _locate(text: str, token: str, wanted: Callable[[str], bool]) -> str:
     """`` at line L, column C`` of the first matching token outside strings, or ''."""
+    import re
+
     for m in re.finditer(token, text):
         found = m.group(1)
         if found is not None and wanted(found):
@@ -196,6 +246,8 @@ def _marking_pairs(pairs: list[tuple[str, Any]]) -> Any:
 
 def _duplicate_message(text: str) -> str:
     """Second, slow parse that finds where the first duplicate key is."""
+    import json
+
     tree = json.JSONDecoder(object_pairs_hook=_marking_pairs).decode(text)
     found = _find(tree, lambda v: v.__class__ is _DuplicateAt, [])
     if found is None:  # pragma: no cover - the fast parse saw one
@@ -223,6 +275,8 @@ def _find(value: Any, wanted: Callable[[Any], bool], path: list[str | int]) -> t
 
 def _replace_lone_surrogates(value: Any, path: list[str | int]) -> Any:
     """Turn ``\\ud800``-style unpaired escapes into U+FFFD, as Go's decoder does."""
+    import re
+
     cls = value.__class__
     if cls is str:
         return re.sub(_SURROGATES, "\ufffd", value)
@@ -241,7 +295,7 @@ def _replace_lone_surrogates(value: Any, path: list[str | int]) -> Any:
 
 
 def _quote(key: str) -> str:
-    return json.dumps(key, ensure_ascii=False)
+    return _encode_str(key)  # json.dumps(key, ensure_ascii=False)
 
 
 def _path_text(path: list[str | int]) -> str:
@@ -451,6 +505,8 @@ def _finish(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates stand for bytes that are not UTF-8; Go writes \ufffd.
+        import re
+
         return re.sub(_SURROGATES, lambda _m: "\\ufffd", text).encode("utf-8")
 
 
