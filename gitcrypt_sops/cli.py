@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .quickargs import Declarations
 
 PROG = "gitcrypt-sops"
+VERSION_TEXT = f"{PROG} {__version__} (sops format 3.11.0)"
 
 #: command -> (module under gitcrypt_sops.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,7 +57,7 @@ def global_noops(parser: Declarations) -> None:
 
 def declare_top(parser: Declarations) -> None:
     """The flags given before the command."""
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__} (sops format 3.11.0)")
+    parser.add_argument("--version", action="version", version=VERSION_TEXT)
     parser.add_argument("--config", dest="global_config", metavar="PATH", help="config file for every command")
     global_noops(parser)
 
@@ -136,6 +137,9 @@ def parse(argv: Sequence[str], prepare_argparse: Callable[[], None] | None = Non
 
 
 def run(argv: Sequence[str], prepare_argparse: Callable[[], None] | None = None) -> int:
+    if list(argv) == ["--version"]:  # what argparse's version action prints, without argparse
+        sys.stdout.write(VERSION_TEXT + "\n")
+        return 0
     args = parse(argv, prepare_argparse)
     if args.command is None:
         raise UsageError(f"no command given (see '{PROG} --help')")

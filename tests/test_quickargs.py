@@ -145,3 +145,12 @@ def test_a_small_encrypt_imports_neither_argparse_nor_re(name: str, content: str
                 if line.startswith("import time:")}
     assert "gitcrypt_sops.commands.crypt" in imported
     assert not {"argparse", "re", "enum", "collections", "functools", "gettext", "json"} & imported
+
+
+def test_version_is_printed_as_argparse_prints_it() -> None:
+    quick, reference = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(quick):
+        assert cli.main(["--version"]) == 0
+    with contextlib.redirect_stdout(reference), pytest.raises(SystemExit):
+        build_parser(None).parse_args(["--version"])
+    assert quick.getvalue() == reference.getvalue() == cli.VERSION_TEXT + "\n"
