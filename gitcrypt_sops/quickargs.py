@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 SUPPRESS = "==SUPPRESS=="
 REMAINDER = "..."
 
-_MODELLED = frozenset({"dest", "action", "type", "default", "metavar", "help", "nargs"})
+_MODELLED = frozenset({"dest", "action", "type", "default", "metavar", "help", "nargs", "required"})
 _ACTIONS = frozenset({"store", "store_true", "append"})
 
 
@@ -52,10 +52,11 @@ class Namespace:
 
 
 class _Flag:
-    __slots__ = ("action", "convert", "default", "dest")
+    __slots__ = ("action", "convert", "default", "dest", "required")
 
-    def __init__(self, dest: str, action: str, convert: Any, default: Any) -> None:
+    def __init__(self, dest: str, action: str, convert: Any, default: Any, required: bool = False) -> None:
         self.dest, self.action, self.convert, self.default = dest, action, convert, default
+        self.required = required
 
 
 class FlagTable:
@@ -81,7 +82,8 @@ class FlagTable:
         convert = options.get("type")
         nargs = options.get("nargs")
         if names[0][:1] != "-":
-            if len(names) > 1 or action != "store" or nargs not in (None, "?") or convert is not None:
+            if (len(names) > 1 or action != "store" or nargs not in (None, "?") or convert is not None
+                    or "required" in options):
                 self.modelled = False
                 return
             flag = _Flag(options.get("dest", names[0]), "store?" if nargs == "?" else "store!", None, None)
@@ -93,7 +95,8 @@ class FlagTable:
             self.modelled = False
             return
         dest = options.get("dest") or self._dest(names)
-        flag = _Flag(dest, action, convert, self._default_for(dest, options, False if action == "store_true" else None))
+        flag = _Flag(dest, action, convert, self._default_for(dest, options, False if action == "store_true" else None),
+                     bool(options.get("required")))
         if isinstance(flag.default, str) and convert is not None:
             self.modelled = False  # argparse would convert a string default
         self.options.update(dict.fromkeys(names, flag))
@@ -128,29 +131,42 @@ class FlagTable:
 
     # -- reading a command line ------------------------------------------------------
 
+    @property
+    def readable(self) -> bool:
+        """Whether :meth:`values` can read lines for these declarations at all."""
+        positionals = self.positionals
+        return self.modelled and (len(positionals) < 2 or all(flag.action == "store?" for flag in positionals))
+
     def values(self, argv: list[str]) -> dict[str, Any] | None:
         """The parsed values (defaults included), or None where argparse must decide."""
-        if not self.modelled or len(self.positionals) > 1:
+        if not self.readable:
             return None
+        positionals = self.positionals
         values: dict[str, Any] = dict(self.parser_defaults)
         for declared in self.flags:
             values[declared.dest] = list(declared.default) if isinstance(declared.default, list) else declared.default
-        positional_given = False
+        given: set[str] = set()
+        taken = 0  # positional arguments read so far
+        # argparse (3.11) assigns every positional at the first run of positional arguments,
+        # so a second run after an option is an error there: leave such a line to it
+        run_closed = False
         options = self.options
         index, count = 0, len(argv)
         while index < count:
             arg = argv[index]
             index += 1
             if arg[:1] != "-" or arg == "-":
-                if positional_given or not self.positionals:
+                if run_closed or taken == len(positionals):
                     return None
-                positional_given = True
-                values[self.positionals[0].dest] = arg
+                values[positionals[taken].dest] = arg
+                taken += 1
                 continue
+            run_closed = taken > 0
             name, equals, attached = arg.partition("=") if arg[:2] == "--" else (arg, "", "")
             flag = options.get(name)
             if flag is None:
                 return None
+            given.add(flag.dest)
             if flag.action == "store_true":
                 if equals:
                     return None
@@ -176,7 +192,9 @@ class FlagTable:
                 values[flag.dest] = [*(values[flag.dest] or ()), converted]
             else:
                 values[flag.dest] = converted
-        if self.positionals and not positional_given and self.positionals[0].action == "store!":
+        if positionals and taken == 0 and positionals[0].action == "store!":
+            return None
+        if any(flag.required and flag.dest not in given for flag in self.flags):
             return None
         return values
 
