@@ -3,9 +3,10 @@
 Owns what only a short-lived command process may do, set before anything else
 is imported:
 
-- the cyclic garbage collector runs rarely (the pipeline's trees hold no cycles,
-  and the default schedule's passes over every freshly imported object cost a
-  tenth of a small run);
+- the cyclic garbage collector runs rarely: after a million new container objects,
+  not seven hundred (the pipeline's trees hold no cycles; the default schedule's
+  passes over every freshly imported object cost a tenth of a small run, and over
+  a 100k-value tree about 1% of its run);
 - argparse, when a command line needs it (see :mod:`gitcrypt_sops.quickargs`), is
   imported without :mod:`gettext`: the tool speaks English only, as sops does, and
   gettext's import (it compiles a plural-forms tokenizer) and catalogue lookups
@@ -54,7 +55,7 @@ def _import_argparse_untranslated() -> None:
 
 def entry() -> NoReturn:
     """Run the command line in this process and exit with its status."""
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(1_000_000, 1000, 1000)
     from .cli import main
 
     code = main(prepare_argparse=_import_argparse_untranslated)

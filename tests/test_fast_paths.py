@@ -176,7 +176,9 @@ def test_console_entry_flushes_output_and_passes_exit_codes(tmp_path: Path) -> N
 
 _WORDS = ["null", "Null", "NULL", "true", "True", "TRUE", "false", "FALSE", "y", "Y", "yes", "YES", "n", "No", "on",
           "ON", "off", "Off", "e5", "E1", "x1e5", "inf", "nan", "NaN", "Infinity", "a:b", "a-b", "a.b.c", "a@b", "a=b",
-          "a+b", "a/b", "_a", "0x1F", "0o17", "1_000", "2024-01-02", "1:20", ".inf", "-.5", "abc#d", "a #b"]
+          "a+b", "a/b", "_a", "0x1F", "0o17", "1_000", "2024-01-02", "1:20", ".inf", "-.5", "abc#d", "a #b",
+          "fA/:Y?G/-p<yxPQ%8^z", "https://x.example/a?b=c", "a:", "a: b", "a ", "ab c", "a,b", "a[0]", "a{b}", "Yes!",
+          "on!", "p@ss word"]
 
 
 @pytest.mark.parametrize("flow", [False, True])
@@ -190,7 +192,7 @@ def test_simple_plain_shortcut_agrees_with_the_full_check(flow: bool) -> None:
         assert yaml_scalars.plain_string_ok(word, flow) == yaml_scalars.plain_string_ok_in_full(word, flow), word
 
     @settings(max_examples=400, deadline=None)
-    @given(st.text(alphabet="aZyYnN0159_./@+=-:#,[]{} eEx", min_size=1, max_size=12))
+    @given(st.text(alphabet="aZyYnN0159_./@+=-:#,[]{} eEx%^<>?!&*|'\"`~\t\\\u00e9\u2028", min_size=1, max_size=12))
     def agree(text: str) -> None:
         assert yaml_scalars.plain_string_ok(text, flow) == yaml_scalars.plain_string_ok_in_full(text, flow)
 

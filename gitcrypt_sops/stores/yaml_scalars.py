@@ -201,10 +201,19 @@ def is_plain_word(text: str) -> bool:
     return _SIMPLE_PLAIN.fullmatch(text) is not None and text not in _TYPED_WORDS
 
 
+#: printable ASCII after a letter: such a text is typed (YAML 1.2 or 1.1) only when it
+#: is one of _TYPED_WORDS, so it is plain unless it holds ": " or " #", ends in ":"
+#: or a space, or (in flow context) holds a flow indicator
+_LETTER_PRINTABLE = re.compile(r"[A-Za-z][ -~]*")
+
+
 def plain_string_ok(text: str, flow: bool = False) -> bool:
     """True when ``text`` can be written unquoted and reads back as the same string."""
     if _SIMPLE_PLAIN.fullmatch(text) and text not in _TYPED_WORDS:  # is_plain_word, inlined
         return True
+    if (_LETTER_PRINTABLE.fullmatch(text) and text[-1] not in ": " and ": " not in text and " #" not in text
+            and text not in _TYPED_WORDS and not (flow and _FLOW_UNSAFE.search(text))):
+        return True  # passwords, URLs, sentences: the full check's answer, found in one pass
     return plain_string_ok_in_full(text, flow)
 
 
