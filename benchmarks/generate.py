@@ -200,6 +200,61 @@ def to_json(root: Map) -> str:
     return json.dumps(to_plain(root), indent=2, ensure_ascii=False) + "\n"
 
 
+# ------------------------------------------------------------- TOML emitter
+# TOML has no null and every corpus value is a string, number or bool, so the
+# same tree is written as tables, arrays of tables and inline arrays, with the
+# YAML file's comments above its keys and tables.
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_inline(node: Node) -> str:
+    if isinstance(node, Scalar):
+        value = node.value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(node, Map):
+        return "{" + ", ".join(f"{_toml_key(e.key)} = {_toml_inline(e.node)}" for e in node.entries) + "}"
+    return "[" + ", ".join(_toml_inline(item) for item, _ in node.items) + "]"
+
+
+def _is_table_array(node: Node) -> bool:
+    return isinstance(node, Seq) and all(isinstance(item, Map) for item, _ in node.items)
+
+
+def _emit_toml_table(table: Map, path: list[str], out: list[str]) -> None:
+    nested = [e for e in table.entries if isinstance(e.node, Map) or _is_table_array(e.node)]
+    for e in table.entries:
+        if e in nested:
+            continue
+        out.extend(f"# {line}" for line in e.above)
+        out.append(f"{_toml_key(e.key)} = {_toml_inline(e.node)}" + (f"  # {e.inline}" if e.inline else ""))
+    for e in nested:
+        header = ".".join(_toml_key(k) for k in [*path, e.key])
+        if isinstance(e.node, Map):
+            out.extend(["", *(f"# {line}" for line in e.above), f"[{header}]"])
+            _emit_toml_table(e.node, [*path, e.key], out)
+            continue
+        assert isinstance(e.node, Seq)
+        for item, above in e.node.items:
+            assert isinstance(item, Map)
+            out.extend(["", *(f"# {line}" for line in above), f"[[{header}]]"])
+            _emit_toml_table(item, [*path, e.key], out)
+
+
+def to_toml(root: Map) -> str:
+    out: list[str] = []
+    _emit_toml_table(root, [], out)
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
 # ----------------------------------------------------------- value makers
 
 _WORDS = ["payments", "billing", "orders", "catalog", "search", "users", "auth", "gateway", "ledger", "invoice"]
@@ -517,7 +572,7 @@ def write_corpus(
     written: list[Path] = []
     for stem, (leaves, fo) in corpus_files(sizes).items():
         root = build_tree(leaves, seed, fanout if fo else None)
-        for ext, text in (("yaml", to_yaml(root)), ("json", to_json(root))):
+        for ext, text in (("yaml", to_yaml(root)), ("json", to_json(root)), ("toml", to_toml(root))):
             path = outdir / f"{stem}.{ext}"
             path.write_text(text, encoding="utf-8")
             written.append(path)
@@ -564,7 +619,7 @@ def _sops_roundtrip(sops: str, path: Path) -> object:
 
 
 def validate(outdir: Path, sops: str | None) -> None:
-    """PyYAML loads every YAML file to its twin's data; sops round-trips the 1k files."""
+    """PyYAML loads every YAML file, tomllib every TOML file, to its twin's data; sops round-trips the 1k files."""
     import yaml  # type: ignore[import-untyped, unused-ignore]  # validation only
 
     for ypath in sorted(outdir.glob("secrets-*.yaml")):
@@ -573,6 +628,14 @@ def validate(outdir: Path, sops: str | None) -> None:
         if _typed(ydata) != _typed(jdata):
             raise SystemExit(f"{ypath.name}: YAML data differs from its JSON twin")
         print(f"ok  {ypath.name}: {count_leaves(jdata)} leaves, PyYAML == JSON twin")
+    for tpath in sorted(outdir.glob("secrets-*.toml")):
+        import tomllib
+
+        jdata = json.loads(tpath.with_suffix(".json").read_text(encoding="utf-8"))
+        tdata = tomllib.loads(tpath.read_text(encoding="utf-8"))
+        if json.dumps(tdata, sort_keys=True) != json.dumps(jdata, sort_keys=True):  # tables come after plain keys
+            raise SystemExit(f"{tpath.name}: TOML data differs from its JSON twin")
+        print(f"ok  {tpath.name}: tomllib == JSON twin")
     if sops is None:
         print("skip sops check (no sops binary)")
         return

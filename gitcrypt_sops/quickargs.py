@@ -2,9 +2,9 @@
 
 Each command declares its flags once, as ``add_argument`` calls on the parser it
 is handed.  Handed a :class:`FlagTable`, those calls are recorded instead, and
-:meth:`FlagTable.parse` reads a command line written in the plain forms
-(``--flag value``, ``--flag=value``, ``-f value``, switches, one positional) into
-the namespace argparse would build from it.  Anything else (help, abbreviated
+:meth:`FlagTable.values` reads a command line written in the plain forms
+(``--flag value``, ``--flag=value``, ``-f value``, switches, positionals in one
+run) into the values argparse would give it.  Anything else (help, abbreviated
 flags, ``--``, a value that starts with ``-``, a declaration it does not model,
 any error) makes it return None, and :mod:`gitcrypt_sops.argparser` parses the
 same declarations with argparse, with argparse's behaviour and messages.  Importing
