@@ -67,6 +67,7 @@ class ToolError(Exception):
 class Sample:
     wall: float  # seconds
     rss_kib: int
+    cpu: float = 0.0  # user + system seconds (all threads)
 
 
 @dataclass
@@ -84,6 +85,11 @@ class Cell:
 
     def ratios(self) -> list[float]:
         return [x.wall / y.wall for x, y in zip(self.a, self.b)]
+
+    def cpu_ratio(self) -> float | None:
+        """Median per-pair ratio of CPU time (report only: the targets are on wall time)."""
+        ratios = [x.cpu / y.cpu for x, y in zip(self.a, self.b) if y.cpu > 0]
+        return statistics.median(ratios) if ratios else None
 
     def target(self) -> float | None:
         return TARGETS.get((self.fmt, self.leaves()))
@@ -148,7 +154,7 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
             # a Python traceback says what went wrong on its last line
             first = lines[-1] if lines[0].startswith("Traceback") else lines[0]
             raise ToolError(f"exit {code}: {first}"[:160])
-    return Sample(wall, usage.ru_maxrss)
+    return Sample(wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
 
 
 def run_cell(cell: Cell, a: list[str] | None, b: list[str], tools: tuple[Tool, Tool], pairs: int, cwd: Path) -> None:
@@ -271,7 +277,7 @@ def mib(kib: int) -> str:
 HEADER = (
     f"{'format':6} {'size':14} {'op':7} {'A med':>9} {'B med':>9} "
     f"{'A/B min/med/max':>17} {'A peak':>6} {'B peak':>6} {'target':>7} "
-    f"{'result':6} {'mem':4}  verify"
+    f"{'result':6} {'mem':4} {'cpu A/B':>7}  verify"
 )
 
 
@@ -285,10 +291,11 @@ def row(c: Cell) -> str:
         return f"{head} {'n/a':>9} {b_med:>9} {'':>17} {'':>6} {b_peak:>6} {tgt:>7} n/a (error: {c.error})"
     r = c.ratios()
     ratio = f"{min(r):.2f}/{statistics.median(r):.2f}/{max(r):.2f}" if r else "-"
+    cpu = c.cpu_ratio()
     return (
         f"{head} {ms(statistics.median(s.wall for s in c.a)):>9} {b_med:>9} "
         f"{ratio:>17} {mib(peak(c.a)):>6} {b_peak:>6} {tgt:>7} {c.verdict():6} "
-        f"{c.mem_verdict():4}  {c.verify}"
+        f"{c.mem_verdict():4} {f'{cpu:.2f}' if cpu is not None else '-':>7}  {c.verify}"
     )
 
 
@@ -298,7 +305,7 @@ def cell_json(c: Cell) -> dict[str, Any]:
         d.update(a_median=statistics.median(s.wall for s in c.a), a_peak_kib=peak(c.a))
     if c.a and c.b:
         r = c.ratios()
-        d.update(ratio_min=min(r), ratio_median=statistics.median(r), ratio_max=max(r))
+        d.update(ratio_min=min(r), ratio_median=statistics.median(r), ratio_max=max(r), cpu_ratio_median=c.cpu_ratio())
     if c.b:
         d.update(b_median=statistics.median(s.wall for s in c.b), b_peak_kib=peak(c.b))
     d.update(target=c.target(), verdict=c.verdict(), mem_verdict=c.mem_verdict())
