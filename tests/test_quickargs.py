@@ -158,3 +158,13 @@ def test_version_is_printed_as_argparse_prints_it() -> None:
     with contextlib.redirect_stdout(reference), pytest.raises(SystemExit):
         build_parser(None).parse_args(["--version"])
     assert quick.getvalue() == reference.getvalue() == cli.VERSION_TEXT + "\n"
+
+
+def test_a_line_left_to_argparse_still_runs_without_gettext(tmp_path: Path, home: Path) -> None:
+    console_script = "from gitcrypt_sops.console import entry; entry()"
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", console_script, "decrypt", "--help"],
+                            cwd=tmp_path, env=scrubbed_env(home), capture_output=True, check=False, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith(b"usage: gitcrypt-sops decrypt"), result.stderr[-500:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert "argparse" in imported and "gettext" not in imported
