@@ -11,6 +11,7 @@ once per value.
 from __future__ import annotations
 
 import binascii
+import sys
 
 from .dates import datetime, timedelta, timezone
 from .errors import TreeDecryptError, TreeEncryptError
@@ -247,15 +248,40 @@ def mac_bytes(value: Any, plaintext: bytes | None = None) -> bytes:
 # sops's pattern has ``(.+)`` for the first three parts; base64 has no commas, so
 # wherever sops's parts decode, these are the same parts, found without backtracking
 _ENC_PATTERN = r"ENC\[AES256_GCM,data:([^,]+),iv:([^,]+),tag:([^,]+),type:(.+)\]"
-_enc_match: Callable[[str], re.Match[str] | None] | None = None  # compiled on first use: encrypting needs no re
+_enc_match: Callable[[str], re.Match[str] | None] | None = None  # compiled once a run needs it
+#: values split by hand (split_enc) before the pattern is compiled: importing re costs
+#: about what splitting two thousand values by hand adds, so files of up to 1k values never import it
+SPLIT_BY_HAND = 1024
+_split_left = SPLIT_BY_HAND
 
 
-def _compile_enc_match() -> Callable[[str], re.Match[str] | None]:
-    global _enc_match
+def split_enc(text: str) -> tuple[str, str, str, str] | None:
+    """The four groups of :data:`_ENC_PATTERN` matched at the start of ``text``, without re."""
+    if not text.startswith(ENC_PREFIX):
+        return None
+    parts = text[len(ENC_PREFIX) :].split(",", 3)
+    if len(parts) != 4:
+        return None
+    data, iv, tag, rest = parts
+    if not (data and iv[:3] == "iv:" and len(iv) > 3 and tag[:4] == "tag:" and len(tag) > 4 and rest[:5] == "type:"):
+        return None
+    line_end = rest.find("\n")
+    close = rest.rfind("]", 0, len(rest) if line_end == -1 else line_end)  # (.+) stops at a newline
+    if close <= 5:
+        return None
+    return data, iv[3:], tag[4:], rest[5:close]
+
+
+def _enc_parts_early(text: str) -> tuple[str, ...] | None:
+    global _enc_match, _split_left
+    if _split_left > 0 and "re" not in sys.modules:
+        _split_left -= 1
+        return split_enc(text)
     import re
 
     _enc_match = re.compile(_ENC_PATTERN).match
-    return _enc_match
+    found = _enc_match(text)
+    return None if found is None else found.groups()
 
 
 def parse_enc(text: str) -> tuple[bytes, bytes, bytes, str]:
@@ -264,10 +290,15 @@ def parse_enc(text: str) -> tuple[bytes, bytes, bytes, str]:
     Matches sops's ``^ENC\\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\\]``:
     anchored at the start only, so text after the final ``]`` is ignored.
     """
-    found = (_enc_match or _compile_enc_match())(text)
-    if found is None:
+    match = _enc_match
+    if match is not None:
+        found = match(text)
+        parts = None if found is None else found.groups()
+    else:
+        parts = _enc_parts_early(text)
+    if parts is None:
         raise TreeDecryptError("value is not a valid ENC[AES256_GCM,...] string")
-    data, iv, tag, type_tag = found.groups()
+    data, iv, tag, type_tag = parts
     try:
         a2b = binascii.a2b_base64
         return a2b(data, strict_mode=True), a2b(iv, strict_mode=True), a2b(tag, strict_mode=True), type_tag

@@ -30,7 +30,16 @@ KNOWN_KEY_TYPES = frozenset(KEY_TYPES_BEFORE + KEY_TYPES_AFTER)
 GROUP_ORDER = ("pgp", "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
 GROUP_ALWAYS = ("hc_vault", "age")
 
-_SEMVER = r"^v?(\d+)\.(\d+)\.(\d+)"
+#: what sops's version pattern ``^v?(\d+)\.(\d+)\.(\d+)`` asks of a version's start
+SEMVER_PATTERN = r"^v?(\d+)\.(\d+)\.(\d+)"
+
+
+def starts_semver(text: str) -> bool:
+    """Whether :data:`SEMVER_PATTERN` matches ``text``, read without re (``\\d`` is str.isdecimal)."""
+    body = text[1:] if text[:1] == "v" else text
+    parts = body.split(".", 2)
+    return (len(parts) == 3 and parts[0].isdecimal() and parts[1].isdecimal()
+            and parts[2][:1].isdecimal())
 
 
 class MetadataError(SopsError):
@@ -95,9 +104,7 @@ def check_version(version: Any) -> str:
     if version is None or version == "":
         raise MetadataError("sops metadata has no version")
     text = str(version)
-    import re  # here, not at the top: encrypting needs no regex
-
-    if text.startswith("1.") or re.match(_SEMVER, text):
+    if text.startswith("1.") or starts_semver(text):
         return text
     raise MetadataError("sops metadata version is not MAJOR.MINOR.PATCH")
 

@@ -239,3 +239,91 @@ def test_json_store_reads_documents_and_errors_exactly_as_the_json_package() -> 
             assert outcome(json_store._decode, candidate) == outcome(reference, candidate), candidate
 
     agree()
+
+
+# -- reading ENC strings without re ----------------------------------------------------------
+
+
+def test_split_enc_finds_the_patterns_groups() -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gitcrypt_sops import codec
+
+    pattern = re.compile(codec._ENC_PATTERN)
+
+    def reference(text: str) -> tuple[str, ...] | None:
+        found = pattern.match(text)
+        return None if found is None else found.groups()
+
+    pieces = st.text(alphabet="aB9+/=,]:[ \nx", max_size=6)
+    prefixes = st.sampled_from([codec.ENC_PREFIX, codec.ENC_PREFIX, "ENC[AES256_GCM,data", "enc[AES256_GCM,data:", ""])
+    separators = st.sampled_from([",iv:", ",tag:", ",type:", ",", ":", "iv:", ",iv", ""])
+
+    @settings(max_examples=3000, deadline=None)
+    @given(prefixes, st.lists(st.tuples(pieces, separators), max_size=5), pieces, st.sampled_from(["]", "]x", "]\n]", "", "\n]"]))
+    def agree(prefix: str, middle: list[tuple[str, str]], last: str, end: str) -> None:
+        text = prefix + "".join(piece + separator for piece, separator in middle) + last + end
+        assert codec.split_enc(text) == reference(text), text
+
+    agree()
+    sealed = "ENC[AES256_GCM,data:QUJD,iv:" + "A" * 44 + ",tag:" + "B" * 24 + ",type:str]"
+    for text in (sealed, sealed + "trailing", sealed.replace("type:str", "type:a]b"), sealed.replace("data:QUJD", "data:")):
+        assert codec.split_enc(text) == reference(text), text
+
+
+def test_a_small_decrypt_splits_by_hand_and_a_large_one_compiles_the_pattern(
+        age_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from gitcrypt_sops import codec
+
+    options = api.EncryptOptions([[Recipient("age", AGE_RECIPIENT)]])
+    monkeypatch.setattr(codec, "sys", types.SimpleNamespace(modules={}))  # a run that has not imported re
+    for size in (10, codec.SPLIT_BY_HAND + 10):
+        data = {f"k{i}": f"v{i}" if i % 2 else i for i in range(size)}
+        blob = api.encrypt_bytes(json.dumps(data).encode(), "json", options)
+        monkeypatch.setattr(codec, "_enc_match", None)
+        monkeypatch.setattr(codec, "_split_left", codec.SPLIT_BY_HAND)
+        assert json.loads(api.decrypt_bytes(blob, "json")) == data
+        assert (codec._enc_match is None) == (size < codec.SPLIT_BY_HAND)
+
+
+def test_the_version_check_reads_sops_pattern_without_re() -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gitcrypt_sops.metadata import SEMVER_PATTERN, starts_semver
+
+    for text in ("3.11.0", "v3.7.1", "1.0", "3.11", "3.11.x", "v.1.2", "10.20.30-rc1", "3.11.\u0663", "\u00b2.1.1"):
+        assert starts_semver(text) == (re.match(SEMVER_PATTERN, text) is not None), text
+
+    @settings(max_examples=2000, deadline=None)
+    @given(st.text(alphabet="v0123456789.a\u00b2\u0661 -", max_size=10))
+    def agree(text: str) -> None:
+        assert starts_semver(text) == (re.match(SEMVER_PATTERN, text) is not None), text
+
+    agree()
+
+
+def test_flattened_keys_split_as_sops_pattern_splits_them() -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gitcrypt_sops.stores.flatten import TOKEN_PATTERN, split_key
+
+    pieces = ["__map_", "__list_", "_", "__", "a", "map", "list", "__map", "_list_", "0"]
+
+    @settings(max_examples=2000, deadline=None)
+    @given(st.lists(st.sampled_from(pieces), max_size=8))
+    def agree(bits: list[str]) -> None:
+        key = "".join(bits)
+        assert split_key(key) == re.split(TOKEN_PATTERN, key), key
+
+    agree()

@@ -168,3 +168,22 @@ def test_a_line_left_to_argparse_still_runs_without_gettext(tmp_path: Path, home
     imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
                 if line.startswith("import time:")}
     assert "argparse" in imported and "gettext" not in imported
+
+
+@pytest.mark.parametrize("name, content", [("a.env", "A=1\n#note\nB=two\n"), ("a.json", '{"a": 1, "b": ["two", 3.5]}')])
+def test_a_small_decrypt_imports_neither_argparse_nor_re(name: str, content: str, tmp_path: Path, home: Path) -> None:
+    env = scrubbed_env(home, {"SOPS_AGE_KEY_FILE": str(AGE_KEY_FILE)})
+    console_script = "from gitcrypt_sops.console import entry; entry()"
+    encrypted = subprocess.run([sys.executable, "-c", console_script, "encrypt", "--age", AGE_RECIPIENT, "/dev/stdin",
+                                "--filename-override", name], input=content.encode(), cwd=tmp_path, env=env,
+                               capture_output=True, check=True, timeout=60).stdout
+    (tmp_path / f"enc-{name}").write_bytes(encrypted)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", console_script, "decrypt", f"enc-{name}"],
+                            cwd=tmp_path, env=env, capture_output=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.replace(b"\t", b"").replace(b"\n", b"").replace(b" ", b"") == \
+        content.replace("\t", "").replace("\n", "").replace(" ", "").encode()
+    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert "gitcrypt_sops.cipher" in imported
+    assert not {"argparse", "re", "enum", "collections", "functools", "gettext", "json"} & imported

@@ -32,7 +32,23 @@ DOTENV_PREFIX = "sops_"
 INI_SECTION = "sops"
 _MAP = "__map_"
 _LIST = "__list_"
-_TOKEN = r"(__map_|__list_)"
+#: how sops splits a flattened key (``re.split`` of it keeps the tokens); split_key does it without re
+TOKEN_PATTERN = r"(__map_|__list_)"
+
+
+def split_key(key: str) -> list[str]:
+    """``re.split(TOKEN_PATTERN, key)``: the names with the ``__map_``/``__list_`` tokens between them."""
+    parts: list[str] = []
+    start = 0
+    while True:
+        found_map, found_list = key.find(_MAP, start), key.find(_LIST, start)
+        if found_map == -1 and found_list == -1:
+            parts.append(key[start:])
+            return parts
+        at, token = ((found_map, _MAP) if found_list == -1 or (found_map != -1 and found_map < found_list)
+                     else (found_list, _LIST))
+        parts += (key[start:at], token)
+        start = at + len(token)
 
 
 # -- metadata out of a tree ----------------------------------------------------------
@@ -96,10 +112,8 @@ def _unflatten(flat: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {key: value.replace("\\n", "\n") for key, value in flat.items()}
     _decode_typed(values)
     root: dict[str, Any] = {}
-    import re  # here, not at the top: encrypting needs no regex
-
     for key, value in values.items():
-        parts = re.split(_TOKEN, key)
+        parts = split_key(key)
         path: list[str | int] = [parts[0]]
         for separator, name in zip(parts[1::2], parts[2::2]):
             if separator == _LIST:
