@@ -132,6 +132,21 @@ def test_usage_errors_still_come_from_argparse() -> None:
         cli.parse(["encrypt", "--indent", "two", "x.yaml"])
 
 
+#: what the installed console script runs (``-m`` would add runpy's imports)
+CONSOLE_SCRIPT = "from gitcrypt_sops.console import entry; entry()"
+#: modules a small encrypt or decrypt does without
+NOT_IMPORTED = {"argparse", "re", "enum", "collections", "functools", "gettext", "json"}
+
+
+def run_console(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[bytes], set[str]]:
+    """Run the console entry under ``-X importtime``: the result and every module it imported."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", CONSOLE_SCRIPT, *args], cwd=cwd, env=env,
+                            capture_output=True, check=False, timeout=60)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    return result, imported
+
+
 @pytest.mark.parametrize("name, content, encrypted", [
     ("a.env", "A=1\n#note\nB=two\n", 4),  # two values, the comment and the MAC
     ("a.json", '{"a": 1, "b": ["two", 3.5]}', 4),  # three values and the MAC
@@ -140,15 +155,11 @@ def test_a_small_encrypt_imports_neither_argparse_nor_re(name: str, content: str
                                                          home: Path) -> None:
     (tmp_path / name).write_text(content)
     env = scrubbed_env(home, {"SOPS_AGE_KEY_FILE": str(AGE_KEY_FILE)})
-    console_script = "from gitcrypt_sops.console import entry; entry()"  # what the installed script runs (-m adds runpy)
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", console_script, "encrypt", "--age",
-                             AGE_RECIPIENT, name], cwd=tmp_path, env=env, capture_output=True, check=False, timeout=60)
+    result, imported = run_console(["encrypt", "--age", AGE_RECIPIENT, name], tmp_path, env)
     assert result.returncode == 0, result.stderr[-500:]
     assert result.stdout.count(b"ENC[AES256_GCM,") == encrypted
-    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
-                if line.startswith("import time:")}
     assert "gitcrypt_sops.commands.crypt" in imported
-    assert not {"argparse", "re", "enum", "collections", "functools", "gettext", "json"} & imported
+    assert not NOT_IMPORTED & imported
 
 
 def test_version_is_printed_as_argparse_prints_it() -> None:
@@ -161,29 +172,21 @@ def test_version_is_printed_as_argparse_prints_it() -> None:
 
 
 def test_a_line_left_to_argparse_still_runs_without_gettext(tmp_path: Path, home: Path) -> None:
-    console_script = "from gitcrypt_sops.console import entry; entry()"
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", console_script, "decrypt", "--help"],
-                            cwd=tmp_path, env=scrubbed_env(home), capture_output=True, check=False, timeout=60)
+    result, imported = run_console(["decrypt", "--help"], tmp_path, scrubbed_env(home))
     assert result.returncode == 0 and result.stdout.startswith(b"usage: gitcrypt-sops decrypt"), result.stderr[-500:]
-    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
-                if line.startswith("import time:")}
     assert "argparse" in imported and "gettext" not in imported
 
 
 @pytest.mark.parametrize("name, content", [("a.env", "A=1\n#note\nB=two\n"), ("a.json", '{"a": 1, "b": ["two", 3.5]}')])
 def test_a_small_decrypt_imports_neither_argparse_nor_re(name: str, content: str, tmp_path: Path, home: Path) -> None:
     env = scrubbed_env(home, {"SOPS_AGE_KEY_FILE": str(AGE_KEY_FILE)})
-    console_script = "from gitcrypt_sops.console import entry; entry()"
-    encrypted = subprocess.run([sys.executable, "-c", console_script, "encrypt", "--age", AGE_RECIPIENT, "/dev/stdin",
+    encrypted = subprocess.run([sys.executable, "-c", CONSOLE_SCRIPT, "encrypt", "--age", AGE_RECIPIENT, "/dev/stdin",
                                 "--filename-override", name], input=content.encode(), cwd=tmp_path, env=env,
                                capture_output=True, check=True, timeout=60).stdout
     (tmp_path / f"enc-{name}").write_bytes(encrypted)
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", console_script, "decrypt", f"enc-{name}"],
-                            cwd=tmp_path, env=env, capture_output=True, check=False, timeout=60)
+    result, imported = run_console(["decrypt", f"enc-{name}"], tmp_path, env)
     assert result.returncode == 0, result.stderr[-500:]
     assert result.stdout.replace(b"\t", b"").replace(b"\n", b"").replace(b" ", b"") == \
         content.replace("\t", "").replace("\n", "").replace(" ", "").encode()
-    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
-                if line.startswith("import time:")}
     assert "gitcrypt_sops.cipher" in imported
-    assert not {"argparse", "re", "enum", "collections", "functools", "gettext", "json"} & imported
+    assert not NOT_IMPORTED & imported
