@@ -191,13 +191,11 @@ def _emit_encrypted(
 ) -> bytes:
     if fmt == "yaml":
         from .stores import yaml_store
-        from .stores.yaml_emit import emit_document
 
-        meta_tree = metadata_mod.to_tree(meta, empty_list=[])
         if source is not None and source.yaml_file is not None and source.yaml_file.spliceable and outputs is not None:
-            block = emit_document({"sops": meta_tree}, options.yaml_indent)
+            block = yaml_metadata_block(meta, options.yaml_indent)
             return yaml_store.splice(source.yaml_file, outputs, encrypting=True, metadata_text=block).encode()
-        return yaml_store.emit(documents, meta_tree, options.yaml_indent).encode()
+        return yaml_store.emit(documents, metadata_mod.to_tree(meta, empty_list=[]), options.yaml_indent).encode()
     if fmt in ("json", "binary"):
         from .stores import json_store
 
@@ -215,6 +213,13 @@ def _emit_encrypted(
         toml_file = source.toml_file if source is not None and source.fmt == "toml" else None
         return toml_store.emit_encrypted(documents, metadata_mod.to_tree(meta, empty_list=[]), toml_file, outputs)
     raise InputError(f"unknown format '{fmt}'")
+
+
+def yaml_metadata_block(meta: Metadata, indent: int) -> str:
+    """The ``sops:`` block appended to an encrypted YAML document."""
+    from .stores.yaml_emit import emit_document
+
+    return emit_document({"sops": metadata_mod.to_tree(meta, empty_list=[])}, indent)
 
 
 # -- encryption -----------------------------------------------------------------------
@@ -254,18 +259,34 @@ def encrypt_parsed(
     documents = [walker.encrypt_document(document, consume=consume) for document in parsed.documents]
     if consume:
         parsed.documents.clear()
+    meta = seal_metadata(key, walker.mac_hex(), rule, options, binary=parsed.fmt == "binary" or fmt == "binary",
+                         wrapped=wrapped, metadata_extra=metadata_extra)
+    return _emit_encrypted(documents, meta, fmt, options, parsed, outputs)
+
+
+def seal_metadata(
+    key: DataKey, mac_hex: str, rule: EncryptionRule, options: EncryptOptions, *, binary: bool = False,
+    wrapped: tuple[list[list[metadata_mod.Entry]], int] | None = None, metadata_extra: dict[str, Any] | None = None,
+) -> Metadata:
+    """The metadata of a freshly encrypted file: its MAC sealed, its data key wrapped for every recipient."""
     lastmodified = now_rfc3339()
-    mac = Cipher(key).seal(walker.mac_hex().encode(), lastmodified, "str")
+    mac = Cipher(key).seal(mac_hex.encode(), lastmodified, "str")
     if wrapped is None:
         wrapped = datakey.wrap(key, options.key_groups, options.shamir_threshold)
     groups, threshold = wrapped
-    meta = Metadata(groups, lastmodified, mac, rule, shamir_threshold=threshold,
-                    write_rule=not (parsed.fmt == "binary" or fmt == "binary"), extra=metadata_extra)
-    return _emit_encrypted(documents, meta, fmt, options, parsed, outputs)
+    return Metadata(groups, lastmodified, mac, rule, shamir_threshold=threshold, write_rule=not binary,
+                    extra=metadata_extra)
 
 
 def encrypt_bytes(data: bytes | bytearray, fmt: str, options: EncryptOptions, output_fmt: str | None = None) -> bytes:
     """Encrypt a plaintext file's bytes (a ``bytearray`` is taken over, as by :func:`parse`)."""
+    if fmt == "yaml" and output_fmt in (None, "yaml"):
+        from . import halves
+
+        if halves.worth_splitting(len(data)):
+            encrypted = halves.encrypt_yaml(data, options)
+            if encrypted is not None:
+                return encrypted
     parsed = parse(data, fmt, encrypted=False)
     if output_fmt and output_fmt != fmt:
         parsed.yaml_file = None
@@ -335,7 +356,7 @@ def decrypt_parsed(
     if not ignore_mac:
         verify_mac(meta, key, walker.mac_hex())
     if data_key is None:
-        _audit(unwrapped_by, parsed.fmt)
+        audit_unwrap(unwrapped_by, parsed.fmt)
     return Decrypted(parsed.fmt, documents, meta, key, stash, outputs, parsed)
 
 
@@ -369,6 +390,13 @@ def decrypt_bytes(
     A ``bytearray`` is taken over, as by :func:`parse`.
     """
     out_fmt = output_fmt or fmt
+    if fmt == "yaml" and out_fmt == "yaml" and keep_layout and extract is None:
+        from . import halves
+
+        if halves.worth_splitting(len(data)):
+            plaintext = halves.decrypt_yaml(data, ignore_mac=ignore_mac, decryption_order=decryption_order)
+            if plaintext is not None:
+                return plaintext
     parsed = parse(data, fmt, encrypted=True)
     splice = (keep_layout and out_fmt == "yaml" and parsed.yaml_file is not None
               and parsed.yaml_file.spliceable and extract is None)
@@ -529,7 +557,7 @@ def _same_tree(a: Any, b: Any) -> bool:
 # -- audit hook -----------------------------------------------------------------------
 
 
-def _audit(recipients: list[str], fmt: str) -> None:
+def audit_unwrap(recipients: list[str], fmt: str) -> None:
     """Report a decrypt that unwrapped a data key to the opt-in audit log (a few stats when off)."""
     from . import audit
 

@@ -515,7 +515,11 @@ def load(data: bytes, *, want_metadata: bool) -> YamlFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("the YAML input is not valid UTF-8") from None
-    text = text.removeprefix("\ufeff")
+    return load_text(text.removeprefix("\ufeff"), want_metadata=want_metadata)
+
+
+def load_text(text: str, *, want_metadata: bool) -> YamlFile:
+    """:func:`load` for text already decoded (and without a byte-order mark)."""
     if not text:
         raise EmptyDocument("file cannot be completely empty")
     if not text.strip():

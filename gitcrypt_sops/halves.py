@@ -1,0 +1,316 @@
+"""Large YAML files on two cores: the text is cut at a top-level key and the second
+half goes through the same load, walk and splice in a forked child.
+
+The cut is made only where it cannot change the result: one block-mapping
+document with no column-0 sequence or document marker, cut just before a run of
+column-0 comments and a column-0 key, after a line that ends a value.  Comments at
+column 0 there belong to the root mapping whichever side they are read from, so every leaf and comment gets the AAD it gets in one
+piece; the MAC is the same because the child hands back the bytes it would have
+hashed, which the parent feeds on after its own.  Whatever the halves cannot
+settle alone (an alias whose anchor is in the other half, a key on both sides, the
+``sops`` block elsewhere than at the end, a MAC that does not verify) and every
+error make these functions return None: the caller then runs the whole file in
+one process, which reports any error exactly as before.
+
+Plaintext crosses only a pipe between the two processes, never a file.  Set
+``GITCRYPT_SOPS_ONE_PROCESS=1`` to keep every run in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .stores import yaml_store
+from .walk import EncryptionRule, Walker
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any, TypeVar
+
+    from .api import EncryptOptions
+    from .cipher import DataKey
+    from .stores.yaml_store import YamlFile
+
+    T = TypeVar("T")
+
+#: below this many bytes the fork and the join cost about what the second core saves
+MIN_SIZE = 512 * 1024
+#: how far past the middle a cut is looked for
+_SEARCH_LIMIT = 1 << 20
+_KEY_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+class _NotSplittable(Exception):
+    """The halves cannot decide this file alone: run it in one process."""
+
+
+class _MacCollector(list):  # type: ignore[type-arg]
+    """Stands in for the MAC hasher in the child: keeps the bytes for the parent to hash."""
+
+    update = list.append
+
+
+def worth_splitting(size: int) -> bool:
+    """Whether a file of ``size`` bytes is big enough, and this process may fork."""
+    if size < MIN_SIZE or os.environ.get("GITCRYPT_SOPS_ONE_PROCESS") or not sys.platform.startswith("linux"):
+        return False
+    if "grpc" in sys.modules:  # its threads do not survive a fork
+        return False
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def find_cut(text: str) -> int | None:
+    """Where to cut ``text`` in two (see the module docstring): the first place past the middle, or None."""
+    if text.startswith(("---", "...", "%", "-", "{", "[")) or "\n-" in text or "\n..." in text or "\n%" in text:
+        return None
+    middle = len(text) // 2
+    return next(candidate_cuts(text, middle, middle + _SEARCH_LIMIT), None)
+
+
+def candidate_cuts(text: str, start: int = 0, stop: int | None = None) -> Iterator[int]:
+    """Every place between ``start`` and ``stop`` where a cut keeps the result
+    (given a document that passes :func:`find_cut`'s whole-text checks)."""
+    find = text.find
+    line_end = find("\n", start)
+    limit = len(text) if stop is None else stop
+    while line_end != -1 and line_end < limit:
+        line_start = line_end + 1
+        if text[line_start : line_start + 1] in _KEY_START:
+            cut = _cut_before(text, line_start)
+            if cut is not None:
+                yield cut
+        line_end = find("\n", line_start)
+
+
+def _cut_before(text: str, key_line: int) -> int | None:
+    """The start of the column-0 comments right before ``key_line`` (after the last
+    blank line: blank lines after a ``|+`` block are its value), if the content line
+    before them ends a value (an empty value's event sits at the next token, which
+    would move the comments into its mapping)."""
+    cut = position = key_line
+    while position > 0:
+        previous = text.rfind("\n", 0, position - 1) + 1
+        line = text[previous : position - 1].rstrip()
+        if not line or line.startswith("#"):
+            if line and cut == position:
+                cut = previous
+            position = previous
+            continue
+        if "\t#" in line or (line[0] not in _KEY_START and line[0] != " "):
+            return None
+        # a trailing comment goes to the innermost open collection on either side of the cut
+        code = line.split(" #", 1)[0].rstrip()
+        words = code.split()
+        if not words or code.endswith((":", "-")) or words[-1][0] in "&!" or words[0][0] == "?":
+            return None
+        return cut
+    return None
+
+
+def _in_two(first: Callable[[], T], second: Callable[[], bytes]) -> tuple[T, bytes] | None:
+    """``first()`` here while a forked child runs ``second()``; None if the child failed."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, never runs the parent's exit handlers
+        try:
+            import gc
+
+            gc.disable()  # short-lived: a collection would copy every page it touches
+            os.close(read_fd)
+            payload = memoryview(second())
+            while payload:
+                payload = payload[os.write(write_fd, payload) :]
+            status = 0
+        except BaseException:  # noqa: BLE001 - any failure: the parent runs the file in one piece
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    try:
+        mine = first()
+        chunks = []
+        while chunk := os.read(read_fd, 1 << 20):
+            chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        return (mine, b"".join(chunks)) if status == 0 else None
+    finally:
+        os.close(read_fd)
+        if pid:
+            import signal
+
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _decode(data: bytes | bytearray) -> str | None:
+    try:
+        return bytes(data).decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+
+
+def _top_keys(yaml_file: YamlFile) -> list[str]:
+    """The document's top-level keys; _NotSplittable unless it is one spliceable mapping of string keys."""
+    from .tree import Comment
+
+    if len(yaml_file.documents) != 1 or not yaml_file.spliceable:
+        raise _NotSplittable
+    keys = [key for key in yaml_file.documents[0] if key.__class__ is not Comment]
+    if any(key.__class__ is not str for key in keys):
+        raise _NotSplittable
+    return keys
+
+
+def _pack(text: str, mac_bytes: list[bytes], keys: list[str]) -> bytes:
+    import marshal
+
+    return marshal.dumps((text.encode(), b"".join(mac_bytes), keys))
+
+
+def _unpack(payload: bytes) -> tuple[bytes, bytes, list[str]]:
+    import marshal
+
+    encoded, mac_bytes, keys = marshal.loads(payload)
+    return encoded, mac_bytes, keys
+
+
+def _joined(first_keys: list[str], child: bytes, walker: Walker) -> bytes:
+    """The child's output; its MAC bytes fed to ``walker``.  _NotSplittable on a key both halves hold."""
+    encoded, mac_bytes, second_keys = _unpack(child)
+    if not set(first_keys).isdisjoint(second_keys):
+        raise _NotSplittable
+    walker.hasher.update(mac_bytes)
+    return encoded
+
+
+# -- decryption -----------------------------------------------------------------------
+
+
+def decrypt_yaml(data: bytes | bytearray, *, ignore_mac: bool, decryption_order: Sequence[str]) -> bytes | None:
+    """The plaintext of a large encrypted YAML file, decrypted in two processes; None: use one."""
+    from . import api, datakey
+    from . import metadata as metadata_mod
+
+    text = _decode(data)
+    cut = find_cut(text) if text is not None else None
+    if text is None or cut is None:
+        return None
+    meta_at = text.rfind("\nsops:") + 1
+    if meta_at <= cut:
+        return None
+    try:
+        block = yaml_store.load_text(text[meta_at:], want_metadata=True)
+        if not block.has_metadata:
+            return None
+        meta = metadata_mod.from_tree(block.metadata)
+    except Exception:  # noqa: BLE001 - one process will report it
+        return None
+    unwrapped_by: list[str] = []
+    try:
+        key = datakey.unwrap(meta, decryption_order, used=unwrapped_by)
+    except Exception:
+        api.parse(data, "yaml", encrypted=True)  # one process would report a broken file first
+        raise
+
+    def walk(half: str, walker: Walker) -> tuple[YamlFile, list[Any]]:
+        yaml_file = yaml_store.load_text(half, want_metadata=True)
+        _top_keys(yaml_file)
+        walker.decrypt_document(yaml_file.documents[0])
+        assert walker.outputs is not None
+        return yaml_file, walker.outputs
+
+    def second() -> bytes:
+        collector = _MacCollector()
+        walker = _fresh_walker(key, meta.rule)
+        walker.hasher = collector  # type: ignore[assignment]
+        yaml_file, outputs = walk(text[cut:], walker)
+        if not yaml_file.has_metadata or yaml_file.metadata != block.metadata:
+            raise _NotSplittable
+        spliced = yaml_store.splice(yaml_file, outputs, encrypting=False, metadata_text=None)
+        return _pack(spliced, collector, _top_keys(yaml_file))
+
+    walker = _fresh_walker(key, meta.rule)
+
+    def first() -> tuple[str, list[str]]:
+        yaml_file, outputs = walk(text[:cut], walker)
+        if yaml_file.has_metadata:
+            raise _NotSplittable
+        return yaml_store.splice(yaml_file, outputs, encrypting=False, metadata_text=None), _top_keys(yaml_file)
+
+    try:
+        both = _in_two(first, second)
+        if both is None:
+            return None
+        (spliced, first_keys), child = both
+        encoded = _joined(first_keys, child, walker)
+        if not ignore_mac:
+            api.verify_mac(meta, key, walker.mac_hex())
+    except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
+        return None
+    api.audit_unwrap(unwrapped_by, "yaml")
+    return spliced.encode() + encoded
+
+
+# -- encryption -----------------------------------------------------------------------
+
+
+def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | None:
+    """The encrypted form of a large YAML file, made in two processes; None: use one."""
+    from . import api
+    from .cipher import DataKey
+
+    text = _decode(data)
+    cut = find_cut(text) if text is not None else None
+    if text is None or cut is None:
+        return None
+    rule = options.rule
+    walk_rule = rule if rule.kind else EncryptionRule("", "", rule.mac_only_encrypted)
+    key = DataKey.generate()
+    # the metadata block goes where the child's document ends: it marks the place
+    marker = "#" + os.urandom(16).hex()
+
+    def walk(half: str, walker: Walker, metadata_text: str | None) -> tuple[str, list[str]]:
+        yaml_file = yaml_store.load_text(half, want_metadata=False)
+        keys = _top_keys(yaml_file)
+        walker.encrypt_document(yaml_file.documents[0])
+        assert walker.outputs is not None
+        return yaml_store.splice(yaml_file, walker.outputs, encrypting=True, metadata_text=metadata_text), keys
+
+    def second() -> bytes:
+        collector = _MacCollector()
+        walker = _fresh_walker(key, walk_rule)  # its own IVs: drawn after the fork
+        walker.hasher = collector  # type: ignore[assignment]
+        spliced, keys = walk(text[cut:], walker, marker)
+        return _pack(spliced, collector, keys)
+
+    walker: Walker | None = None
+
+    def first() -> tuple[str, list[str]]:
+        nonlocal walker
+        walker = _fresh_walker(key, walk_rule)
+        return walk(text[:cut], walker, None)
+
+    try:
+        both = _in_two(first, second)
+        if both is None or walker is None:
+            return None
+        (spliced, first_keys), child = both
+        encoded = _joined(first_keys, child, walker)
+        parts = encoded.split(marker.encode())
+        if len(parts) != 2:
+            return None
+    except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
+        return None
+    meta = api.seal_metadata(key, walker.mac_hex(), rule, options)
+    block = api.yaml_metadata_block(meta, options.yaml_indent).encode()
+    return b"".join((spliced.encode(), parts[0], block, parts[1]))
+
+
+def _fresh_walker(key: DataKey, rule: EncryptionRule) -> Walker:
+    from .cipher import Cipher
+
+    return Walker(Cipher(key), rule, [])
