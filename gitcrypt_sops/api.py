@@ -390,20 +390,26 @@ def decrypt_bytes(
     A ``bytearray`` is taken over, as by :func:`parse`.
     """
     out_fmt = output_fmt or fmt
+    unwrapped = None
     if fmt == "yaml" and out_fmt == "yaml" and keep_layout and extract is None:
         from . import halves
 
         if halves.worth_splitting(len(data)):
-            plaintext = halves.decrypt_yaml(data, ignore_mac=ignore_mac, decryption_order=decryption_order)
+            plaintext, unwrapped = halves.decrypt_yaml(data, ignore_mac=ignore_mac, decryption_order=decryption_order)
             if plaintext is not None:
                 return plaintext
     parsed = parse(data, fmt, encrypted=True)
+    key = None
+    if unwrapped is not None and unwrapped.metadata == parsed.metadata_tree:
+        key = unwrapped.key  # unwrapped already: not asked of a KMS twice
     splice = (keep_layout and out_fmt == "yaml" and parsed.yaml_file is not None
               and parsed.yaml_file.spliceable and extract is None)
     toml_splice = out_fmt == "toml" and parsed.toml_file is not None and extract is None
     # what follows reads the decrypted tree and the splice spans only: free the input while decrypting
-    result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order,
+    result = decrypt_parsed(parsed, ignore_mac=ignore_mac, decryption_order=decryption_order, data_key=key,
                             keep_outputs=splice or toml_splice, keep_ivs=False, consume=_consumable(parsed))
+    if key is not None and unwrapped is not None:
+        audit_unwrap(unwrapped.used, fmt)
     if extract is not None:
         return extract_value(result.documents[0], extract, out_fmt, yaml_indent, json_indent)
     if splice:

@@ -52,11 +52,28 @@ class _MacCollector(list):  # type: ignore[type-arg]
     update = list.append
 
 
+class Unwrapped:
+    """A data key unwrapped for a file the halves then left to one process, which takes
+    it over (a KMS is asked once), with the recipients that gave it and the metadata it
+    was read from."""
+
+    __slots__ = ("key", "metadata", "used")
+
+    def __init__(self, key: DataKey, used: list[str], metadata: Any) -> None:
+        self.key = key
+        self.used = used
+        self.metadata = metadata
+
+
 def worth_splitting(size: int) -> bool:
     """Whether a file of ``size`` bytes is big enough, and this process may fork."""
     if size < MIN_SIZE or os.environ.get("GITCRYPT_SOPS_ONE_PROCESS") or not sys.platform.startswith("linux"):
         return False
-    if "grpc" in sys.modules:  # its threads do not survive a fork
+    return _may_fork()
+
+
+def _may_fork() -> bool:
+    if "grpc" in sys.modules:  # its threads do not survive a fork (a GCP KMS unwrap loads it)
         return False
     threading = sys.modules.get("threading")
     return threading is None or threading.active_count() == 1
@@ -190,31 +207,37 @@ def _joined(first_keys: list[str], child: bytes, walker: Walker) -> bytes:
 # -- decryption -----------------------------------------------------------------------
 
 
-def decrypt_yaml(data: bytes | bytearray, *, ignore_mac: bool, decryption_order: Sequence[str]) -> bytes | None:
-    """The plaintext of a large encrypted YAML file, decrypted in two processes; None: use one."""
+def decrypt_yaml(
+    data: bytes | bytearray, *, ignore_mac: bool, decryption_order: Sequence[str]
+) -> tuple[bytes | None, Unwrapped | None]:
+    """The plaintext of a large encrypted YAML file, decrypted in two processes, or
+    None (use one process) and the data key if it was unwrapped on the way."""
     from . import api, datakey
     from . import metadata as metadata_mod
 
     text = _decode(data)
     cut = find_cut(text) if text is not None else None
     if text is None or cut is None:
-        return None
+        return None, None
     meta_at = text.rfind("\nsops:") + 1
     if meta_at <= cut:
-        return None
+        return None, None
     try:
         block = yaml_store.load_text(text[meta_at:], want_metadata=True)
         if not block.has_metadata:
-            return None
+            return None, None
         meta = metadata_mod.from_tree(block.metadata)
     except Exception:  # noqa: BLE001 - one process will report it
-        return None
+        return None, None
     unwrapped_by: list[str] = []
     try:
         key = datakey.unwrap(meta, decryption_order, used=unwrapped_by)
     except Exception:
         api.parse(data, "yaml", encrypted=True)  # one process would report a broken file first
         raise
+    unwrapped = Unwrapped(key, unwrapped_by, block.metadata)
+    if not _may_fork():
+        return None, unwrapped
 
     def walk(half: str, walker: Walker) -> tuple[YamlFile, list[Any]]:
         yaml_file = yaml_store.load_text(half, want_metadata=True)
@@ -244,15 +267,15 @@ def decrypt_yaml(data: bytes | bytearray, *, ignore_mac: bool, decryption_order:
     try:
         both = _in_two(first, second)
         if both is None:
-            return None
+            return None, unwrapped
         (spliced, first_keys), child = both
         encoded = _joined(first_keys, child, walker)
         if not ignore_mac:
             api.verify_mac(meta, key, walker.mac_hex())
     except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
-        return None
+        return None, unwrapped
     api.audit_unwrap(unwrapped_by, "yaml")
-    return spliced.encode() + encoded
+    return spliced.encode() + encoded, None
 
 
 # -- encryption -----------------------------------------------------------------------

@@ -13,7 +13,6 @@ its output.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -114,7 +113,7 @@ def check_both_ways(text: str, rule: EncryptionRule, monkeypatch: pytest.MonkeyP
     encrypted_text = one_encrypted.decode()
     for cut in halves.candidate_cuts(encrypted_text, 0, encrypted_text.rfind("\nsops:")):
         cut_at(monkeypatch, cut)
-        two_plain = halves.decrypt_yaml(one_encrypted, ignore_mac=False, decryption_order=("age",))
+        two_plain, _ = halves.decrypt_yaml(one_encrypted, ignore_mac=False, decryption_order=("age",))
         assert two_plain is None or two_plain == one_plain, f"cut at {cut}"
         decided += two_plain is not None
     return decided
@@ -196,18 +195,54 @@ def test_undecidable_halves_fall_back_to_one_process(monkeypatch: pytest.MonkeyP
     cut_at(monkeypatch, aliased.index("# c"))
     assert halves.encrypt_yaml(aliased.encode(), options()) is None
     encrypted = api.encrypt_bytes(aliased.encode(), "yaml", options())
-    assert halves.decrypt_yaml(encrypted, ignore_mac=False, decryption_order=("age",)) is None
+    one_process = api.decrypt_bytes(encrypted, "yaml")
+    # (encryption writes the alias out as its value: the encrypted file has none left)
+    cut_at(monkeypatch, encrypted.index(b"\n#ENC[") + 1)
+    assert halves.decrypt_yaml(encrypted, ignore_mac=False, decryption_order=("age",))[0] == one_process
 
     twice = "a: 1\nb: 2\na: 3\n"
     cut_at(monkeypatch, twice.index("a: 3"))
     assert halves.encrypt_yaml(twice.encode(), options()) is None
-    one_process = api.decrypt_bytes(encrypted, "yaml")
     monkeypatch.delenv("GITCRYPT_SOPS_ONE_PROCESS")
     monkeypatch.setattr(halves, "worth_splitting", lambda size: True)
     with pytest.raises(SopsError, match="duplicate key 'a'"):
         api.encrypt_bytes(twice.encode(), "yaml", options())
     cut_at(monkeypatch, aliased.index("# c"))
-    assert api.decrypt_bytes(api.encrypt_bytes(aliased.encode(), "yaml", options()), "yaml") == one_process
+    again = api.encrypt_bytes(aliased.encode(), "yaml", options())
+    monkeypatch.setenv("GITCRYPT_SOPS_ONE_PROCESS", "1")
+    assert layout(again) == layout(encrypted) and api.decrypt_bytes(again, "yaml") == one_process
+
+
+@pytest.mark.parametrize("why", ["alias across the cut", "threads after the unwrap"])
+def test_one_process_takes_over_the_unwrapped_key(why: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file the halves leave to one process is not unwrapped twice (a KMS is asked once)."""
+    from gitcrypt_sops import datakey
+
+    encrypted = api.encrypt_bytes(b"a_unencrypted: v\n# c\nb_unencrypted: v\nd: 2\n", "yaml", options())
+    if why.startswith("alias"):  # written by hand: encryption writes an alias out as its value
+        encrypted = encrypted.replace(b"a_unencrypted: v", b"a_unencrypted: &s v")
+        encrypted = encrypted.replace(b"b_unencrypted: v", b"b_unencrypted: *s")
+    expected = api.decrypt_bytes(encrypted, "yaml")
+    calls = []
+    real_unwrap = datakey.unwrap
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real_unwrap(*args, **kwargs)
+
+    monkeypatch.setattr(datakey, "unwrap", counting)
+    monkeypatch.setenv("GITCRYPT_SOPS_AUDIT_LOG", str(tmp_path / "audit.log"))
+    monkeypatch.delenv("GITCRYPT_SOPS_ONE_PROCESS")
+    monkeypatch.setattr(halves, "MIN_SIZE", 0)
+    if not why.startswith("alias"):
+        monkeypatch.setattr(halves, "_may_fork", lambda: False)
+    cut_at(monkeypatch, encrypted.index(b"\n#ENC[") + 1)
+    plaintext, unwrapped = halves.decrypt_yaml(encrypted, ignore_mac=False, decryption_order=("age",))
+    assert plaintext is None and unwrapped is not None  # left to one process, key in hand
+    calls.clear()
+    assert api.decrypt_bytes(encrypted, "yaml") == expected
+    assert calls == [1]
+    assert len((tmp_path / "audit.log").read_text().splitlines()) == 1
 
 
 def errors_of(call: Any) -> tuple[str, str]:
