@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-#: below this many bytes the fork and the join cost about what the second core saves
-MIN_SIZE = 512 * 1024
+#: below this many bytes the second core saves little (measured: 300 KB 20-25% faster, 150 KB 0-15%)
+MIN_SIZE = 256 * 1024
 #: how far past the middle a cut is looked for
 _SEARCH_LIMIT = 1 << 20
 _KEY_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
