@@ -195,13 +195,36 @@ def _unpack(payload: bytes) -> tuple[bytes, bytes, list[str]]:
     return encoded, mac_bytes, keys
 
 
-def _joined(first_keys: list[str], child: bytes, walker: Walker) -> bytes:
-    """The child's output; its MAC bytes fed to ``walker``.  _NotSplittable on a key both halves hold."""
+def _two_halves(
+    text: str, cut: int, make_walker: Callable[[], Walker], run_half: Callable[[str, Walker, bool], tuple[str, list[str]]]
+) -> tuple[Walker, bytes, bytes] | None:
+    """``run_half(half, walker, is_second)`` on each side of ``cut`` (the second in a
+    child), giving each its own walker: (the parent's walker with the child's MAC bytes
+    fed after its own, the first half's output, the second's); None if the child failed.
+    _NotSplittable on a top-level key both halves hold."""
+
+    def second() -> bytes:
+        collector = _MacCollector()
+        walker = make_walker()  # made after the fork: an encrypting walker draws its own IVs
+        walker.hasher = collector  # type: ignore[assignment]
+        spliced, keys = run_half(text[cut:], walker, True)
+        return _pack(spliced, collector, keys)
+
+    walkers: list[Walker] = []
+
+    def first() -> tuple[str, list[str]]:
+        walkers.append(make_walker())
+        return run_half(text[:cut], walkers[0], False)
+
+    both = _in_two(first, second)
+    if both is None:
+        return None
+    (spliced, first_keys), child = both
     encoded, mac_bytes, second_keys = _unpack(child)
     if not set(first_keys).isdisjoint(second_keys):
         raise _NotSplittable
-    walker.hasher.update(mac_bytes)
-    return encoded
+    walkers[0].hasher.update(mac_bytes)
+    return walkers[0], spliced.encode(), encoded
 
 
 # -- decryption -----------------------------------------------------------------------
@@ -239,43 +262,26 @@ def decrypt_yaml(
     if not _may_fork():
         return None, unwrapped
 
-    def walk(half: str, walker: Walker) -> tuple[YamlFile, list[Any]]:
+    def run_half(half: str, walker: Walker, is_second: bool) -> tuple[str, list[str]]:
         yaml_file = yaml_store.load_text(half, want_metadata=True)
-        _top_keys(yaml_file)
+        keys = _top_keys(yaml_file)
+        if yaml_file.has_metadata != is_second or (is_second and yaml_file.metadata != block.metadata):
+            raise _NotSplittable
         walker.decrypt_document(yaml_file.documents[0])
         assert walker.outputs is not None
-        return yaml_file, walker.outputs
-
-    def second() -> bytes:
-        collector = _MacCollector()
-        walker = _fresh_walker(key, meta.rule)
-        walker.hasher = collector  # type: ignore[assignment]
-        yaml_file, outputs = walk(text[cut:], walker)
-        if not yaml_file.has_metadata or yaml_file.metadata != block.metadata:
-            raise _NotSplittable
-        spliced = yaml_store.splice(yaml_file, outputs, encrypting=False, metadata_text=None)
-        return _pack(spliced, collector, _top_keys(yaml_file))
-
-    walker = _fresh_walker(key, meta.rule)
-
-    def first() -> tuple[str, list[str]]:
-        yaml_file, outputs = walk(text[:cut], walker)
-        if yaml_file.has_metadata:
-            raise _NotSplittable
-        return yaml_store.splice(yaml_file, outputs, encrypting=False, metadata_text=None), _top_keys(yaml_file)
+        return yaml_store.splice(yaml_file, walker.outputs, encrypting=False, metadata_text=None), keys
 
     try:
-        both = _in_two(first, second)
-        if both is None:
+        done = _two_halves(text, cut, lambda: _fresh_walker(key, meta.rule), run_half)
+        if done is None:
             return None, unwrapped
-        (spliced, first_keys), child = both
-        encoded = _joined(first_keys, child, walker)
+        walker, first_output, second_output = done
         if not ignore_mac:
             api.verify_mac(meta, key, walker.mac_hex())
     except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
         return None, unwrapped
     api.audit_unwrap(unwrapped_by, "yaml")
-    return spliced.encode() + encoded, None
+    return first_output + second_output, None
 
 
 # -- encryption -----------------------------------------------------------------------
@@ -296,41 +302,28 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
     # the metadata block goes where the child's document ends: it marks the place
     marker = "#" + os.urandom(16).hex()
 
-    def walk(half: str, walker: Walker, metadata_text: str | None) -> tuple[str, list[str]]:
+    def run_half(half: str, walker: Walker, is_second: bool) -> tuple[str, list[str]]:
         yaml_file = yaml_store.load_text(half, want_metadata=False)
         keys = _top_keys(yaml_file)
         walker.encrypt_document(yaml_file.documents[0])
         assert walker.outputs is not None
-        return yaml_store.splice(yaml_file, walker.outputs, encrypting=True, metadata_text=metadata_text), keys
-
-    def second() -> bytes:
-        collector = _MacCollector()
-        walker = _fresh_walker(key, walk_rule)  # its own IVs: drawn after the fork
-        walker.hasher = collector  # type: ignore[assignment]
-        spliced, keys = walk(text[cut:], walker, marker)
-        return _pack(spliced, collector, keys)
-
-    walker: Walker | None = None
-
-    def first() -> tuple[str, list[str]]:
-        nonlocal walker
-        walker = _fresh_walker(key, walk_rule)
-        return walk(text[:cut], walker, None)
+        spliced = yaml_store.splice(yaml_file, walker.outputs, encrypting=True,
+                                    metadata_text=marker if is_second else None)
+        return spliced, keys
 
     try:
-        both = _in_two(first, second)
-        if both is None or walker is None:
+        done = _two_halves(text, cut, lambda: _fresh_walker(key, walk_rule), run_half)
+        if done is None:
             return None
-        (spliced, first_keys), child = both
-        encoded = _joined(first_keys, child, walker)
-        parts = encoded.split(marker.encode())
-        if len(parts) != 2:
+        walker, first_output, second_output = done
+        around_metadata = second_output.split(marker.encode())
+        if len(around_metadata) != 2:
             return None
     except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
         return None
     meta = api.seal_metadata(key, walker.mac_hex(), rule, options)
     block = api.yaml_metadata_block(meta, options.yaml_indent).encode()
-    return b"".join((spliced.encode(), parts[0], block, parts[1]))
+    return b"".join((first_output, around_metadata[0], block, around_metadata[1]))
 
 
 def _fresh_walker(key: DataKey, rule: EncryptionRule) -> Walker:

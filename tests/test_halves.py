@@ -138,6 +138,11 @@ def test_every_rule(rule: EncryptionRule, monkeypatch: pytest.MonkeyPatch, misse
     assert check_both_ways(text, rule, monkeypatch, missed_aads) == 2 * len(list(halves.candidate_cuts(text))) == 10
 
 
+def test_windows_line_endings(monkeypatch: pytest.MonkeyPatch, missed_aads: list[str]) -> None:
+    text = "# head\r\na: 1 # one\r\nb:\r\n    c: |\r\n        x\r\n\r\n# before d\r\nd: [1, 2]\r\ne: end\r\n"
+    assert check_both_ways(text, EncryptionRule(), monkeypatch, missed_aads) == 6
+
+
 @pytest.mark.parametrize("gap", ["\n", "\n\n", "\n# c\n", "# c\n\n", "\n# c\n\n# d\n", "# c\n\n\n"])
 @pytest.mark.parametrize("block", ["|+", ">+", "|2+", "|", "|-", ">"])
 def test_blank_lines_before_the_cut(block: str, gap: str, monkeypatch: pytest.MonkeyPatch,
