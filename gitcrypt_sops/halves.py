@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .stores import yaml_store
 from .walk import EncryptionRule, Walker
 
 TYPE_CHECKING = False
@@ -31,12 +30,12 @@ if TYPE_CHECKING:
 
     from .api import EncryptOptions
     from .cipher import DataKey
+    from .metadata import Metadata
     from .stores.yaml_store import YamlFile
 
+    H = TypeVar("H")
     T = TypeVar("T")
 
-#: below this many bytes the second core saves little (measured: 300 KB 20-25% faster, 150 KB 0-15%)
-MIN_SIZE = 256 * 1024
 #: how far past the middle a cut is looked for
 _SEARCH_LIMIT = 1 << 20
 _KEY_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -65,9 +64,9 @@ class Unwrapped:
         self.metadata = metadata
 
 
-def worth_splitting(size: int) -> bool:
-    """Whether a file of ``size`` bytes is big enough, and this process may fork."""
-    if size < MIN_SIZE or os.environ.get("GITCRYPT_SOPS_ONE_PROCESS") or not sys.platform.startswith("linux"):
+def may_split() -> bool:
+    """Whether this process may run a file in two (api checks the size first, before importing this module)."""
+    if os.environ.get("GITCRYPT_SOPS_ONE_PROCESS") or not sys.platform.startswith("linux"):
         return False
     return _may_fork()
 
@@ -130,7 +129,12 @@ def _cut_before(text: str, key_line: int) -> int | None:
 def _in_two(first: Callable[[], T], second: Callable[[], bytes]) -> tuple[T, bytes] | None:
     """``first()`` here while a forked child runs ``second()``; None if the child failed."""
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # e.g. a process limit: the caller runs the file in one piece
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid == 0:  # the child: never returns, never runs the parent's exit handlers
         try:
             import gc
@@ -182,10 +186,10 @@ def _top_keys(yaml_file: YamlFile) -> list[str]:
     return keys
 
 
-def _pack(text: str, mac_bytes: list[bytes], keys: list[str]) -> bytes:
+def _pack(output: bytes, mac_bytes: list[bytes], keys: list[str]) -> bytes:
     import marshal
 
-    return marshal.dumps((text.encode(), b"".join(mac_bytes), keys))
+    return marshal.dumps((output, b"".join(mac_bytes), keys))
 
 
 def _unpack(payload: bytes) -> tuple[bytes, bytes, list[str]]:
@@ -196,35 +200,44 @@ def _unpack(payload: bytes) -> tuple[bytes, bytes, list[str]]:
 
 
 def _two_halves(
-    text: str, cut: int, make_walker: Callable[[], Walker], run_half: Callable[[str, Walker, bool], tuple[str, list[str]]]
+    halves: tuple[H, H], make_walker: Callable[[], Walker], run_half: Callable[[H, Walker, bool], tuple[bytes, list[str]]]
 ) -> tuple[Walker, bytes, bytes] | None:
-    """``run_half(half, walker, is_second)`` on each side of ``cut`` (the second in a
-    child), giving each its own walker: (the parent's walker with the child's MAC bytes
-    fed after its own, the first half's output, the second's); None if the child failed.
+    """``run_half(half, walker, is_second)`` on each half (the second in a child), giving
+    each its own walker: (the parent's walker with the child's MAC bytes fed after its
+    own, the first half's output, the second's); None if the child failed.
     _NotSplittable on a top-level key both halves hold."""
 
     def second() -> bytes:
         collector = _MacCollector()
         walker = make_walker()  # made after the fork: an encrypting walker draws its own IVs
         walker.hasher = collector  # type: ignore[assignment]
-        spliced, keys = run_half(text[cut:], walker, True)
-        return _pack(spliced, collector, keys)
+        output, keys = run_half(halves[1], walker, True)
+        return _pack(output, collector, keys)
 
     walkers: list[Walker] = []
 
-    def first() -> tuple[str, list[str]]:
+    def first() -> tuple[bytes, list[str]]:
         walkers.append(make_walker())
-        return run_half(text[:cut], walkers[0], False)
+        return run_half(halves[0], walkers[0], False)
 
     both = _in_two(first, second)
     if both is None:
         return None
-    (spliced, first_keys), child = both
-    encoded, mac_bytes, second_keys = _unpack(child)
+    (first_output, first_keys), child = both
+    second_output, mac_bytes, second_keys = _unpack(child)
     if not set(first_keys).isdisjoint(second_keys):
         raise _NotSplittable
     walkers[0].hasher.update(mac_bytes)
-    return walkers[0], spliced.encode(), encoded
+    return walkers[0], first_output, second_output
+
+
+def _members_in_two(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A JSON document's top-level members in two halves (by count), or None under two."""
+    keys = list(document)
+    if len(keys) < 2:
+        return None
+    middle = len(keys) // 2
+    return {key: document[key] for key in keys[:middle]}, {key: document[key] for key in keys[middle:]}
 
 
 # -- decryption -----------------------------------------------------------------------
@@ -237,6 +250,7 @@ def decrypt_yaml(
     None (use one process) and the data key if it was unwrapped on the way."""
     from . import api, datakey
     from . import metadata as metadata_mod
+    from .stores import yaml_store
 
     text = _decode(data)
     cut = find_cut(text) if text is not None else None
@@ -262,17 +276,17 @@ def decrypt_yaml(
     if not _may_fork():
         return None, unwrapped
 
-    def run_half(half: str, walker: Walker, is_second: bool) -> tuple[str, list[str]]:
+    def run_half(half: str, walker: Walker, is_second: bool) -> tuple[bytes, list[str]]:
         yaml_file = yaml_store.load_text(half, want_metadata=True)
         keys = _top_keys(yaml_file)
         if yaml_file.has_metadata != is_second or (is_second and yaml_file.metadata != block.metadata):
             raise _NotSplittable
         walker.decrypt_document(yaml_file.documents[0])
         assert walker.outputs is not None
-        return yaml_store.splice(yaml_file, walker.outputs, encrypting=False, metadata_text=None), keys
+        return yaml_store.splice(yaml_file, walker.outputs, encrypting=False, metadata_text=None).encode(), keys
 
     try:
-        done = _two_halves(text, cut, lambda: _fresh_walker(key, meta.rule), run_half)
+        done = _two_halves((text[:cut], text[cut:]), lambda: _fresh_walker(key, meta.rule), run_half)
         if done is None:
             return None, unwrapped
         walker, first_output, second_output = done
@@ -291,6 +305,7 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
     """The encrypted form of a large YAML file, made in two processes; None: use one."""
     from . import api
     from .cipher import DataKey
+    from .stores import yaml_store
 
     text = _decode(data)
     cut = find_cut(text) if text is not None else None
@@ -302,17 +317,17 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
     # the metadata block goes where the child's document ends: it marks the place
     marker = "#" + os.urandom(16).hex()
 
-    def run_half(half: str, walker: Walker, is_second: bool) -> tuple[str, list[str]]:
+    def run_half(half: str, walker: Walker, is_second: bool) -> tuple[bytes, list[str]]:
         yaml_file = yaml_store.load_text(half, want_metadata=False)
         keys = _top_keys(yaml_file)
         walker.encrypt_document(yaml_file.documents[0])
         assert walker.outputs is not None
         spliced = yaml_store.splice(yaml_file, walker.outputs, encrypting=True,
                                     metadata_text=marker if is_second else None)
-        return spliced, keys
+        return spliced.encode(), keys
 
     try:
-        done = _two_halves(text, cut, lambda: _fresh_walker(key, walk_rule), run_half)
+        done = _two_halves((text[:cut], text[cut:]), lambda: _fresh_walker(key, walk_rule), run_half)
         if done is None:
             return None
         walker, first_output, second_output = done
@@ -326,7 +341,66 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
     return b"".join((first_output, around_metadata[0], block, around_metadata[1]))
 
 
-def _fresh_walker(key: DataKey, rule: EncryptionRule) -> Walker:
+def _fresh_walker(key: DataKey, rule: EncryptionRule, outputs: bool = True) -> Walker:
     from .cipher import Cipher
 
-    return Walker(Cipher(key), rule, [])
+    return Walker(Cipher(key), rule, [] if outputs else None)
+
+
+# -- JSON -----------------------------------------------------------------------------
+
+
+def decrypt_json(
+    document: dict[str, Any], meta: Metadata, key: DataKey, *, ignore_mac: bool, indent: int | None
+) -> bytes | None:
+    """A large JSON document decrypted in two processes (top-level members split by
+    count, output as :func:`json_store.dump` writes it); None: use one process."""
+    from . import api
+    from .stores import json_store
+
+    halves = _members_in_two(document)
+    if halves is None:
+        return None
+
+    def run_half(half: dict[str, Any], walker: Walker, is_second: bool) -> tuple[bytes, list[str]]:
+        return json_store.object_part(walker.decrypt_document(half), indent), []
+
+    try:
+        done = _two_halves(halves, lambda: _fresh_walker(key, meta.rule, outputs=False), run_half)
+        if done is None:
+            return None
+        walker, first_output, second_output = done
+        if not ignore_mac:
+            api.verify_mac(meta, key, walker.mac_hex())
+    except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
+        return None
+    return json_store.join_objects([first_output, second_output])
+
+
+def encrypt_json(document: dict[str, Any], options: EncryptOptions) -> bytes | None:
+    """A large JSON document encrypted in two processes; None: use one process."""
+    from . import api
+    from . import metadata as metadata_mod
+    from .cipher import DataKey
+    from .stores import json_store
+
+    halves = _members_in_two(document)
+    if halves is None:
+        return None
+    rule = options.rule
+    walk_rule = rule if rule.kind else EncryptionRule("", "", rule.mac_only_encrypted)
+    key = DataKey.generate()
+
+    def run_half(half: dict[str, Any], walker: Walker, is_second: bool) -> tuple[bytes, list[str]]:
+        return json_store.object_part(walker.encrypt_document(half), options.json_indent), []
+
+    try:
+        done = _two_halves(halves, lambda: _fresh_walker(key, walk_rule, outputs=False), run_half)
+        if done is None:
+            return None
+        walker, first_output, second_output = done
+    except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
+        return None
+    meta = api.seal_metadata(key, walker.mac_hex(), rule, options)
+    block = json_store.object_part({"sops": metadata_mod.to_tree(meta, empty_list=None)}, options.json_indent)
+    return json_store.join_objects([first_output, second_output, block])

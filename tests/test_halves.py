@@ -13,6 +13,7 @@ its output.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -50,8 +51,10 @@ RULES = [
 
 @pytest.fixture(autouse=True)
 def _one_process_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """api.* runs in one process here; the tests call halves.* to run in two."""
+    """api.* runs in one process here; the tests call halves.* to run in two, whatever
+    threads other tests left running in this worker (a forked child runs only our code)."""
     monkeypatch.setenv("GITCRYPT_SOPS_ONE_PROCESS", "1")
+    monkeypatch.setattr(halves, "_may_fork", lambda: True)
 
 
 @pytest.fixture
@@ -78,6 +81,11 @@ def layout(encrypted: bytes) -> str:
     """The encrypted text without its ciphertext and without the sops block."""
     text = encrypted.decode()
     return ENC.sub("ENC", text[: text.rfind("\nsops:") + 1])
+
+
+def split_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "TWO_PROCESS_MIN_SIZE", 0)
+    monkeypatch.setattr(halves, "may_split", lambda: True)
 
 
 def cut_at(monkeypatch: pytest.MonkeyPatch, cut: int) -> None:
@@ -209,7 +217,7 @@ def test_undecidable_halves_fall_back_to_one_process(monkeypatch: pytest.MonkeyP
     cut_at(monkeypatch, twice.index("a: 3"))
     assert halves.encrypt_yaml(twice.encode(), options()) is None
     monkeypatch.delenv("GITCRYPT_SOPS_ONE_PROCESS")
-    monkeypatch.setattr(halves, "worth_splitting", lambda size: True)
+    split_everything(monkeypatch)
     with pytest.raises(SopsError, match="duplicate key 'a'"):
         api.encrypt_bytes(twice.encode(), "yaml", options())
     cut_at(monkeypatch, aliased.index("# c"))
@@ -238,7 +246,7 @@ def test_one_process_takes_over_the_unwrapped_key(why: str, monkeypatch: pytest.
     monkeypatch.setattr(datakey, "unwrap", counting)
     monkeypatch.setenv("GITCRYPT_SOPS_AUDIT_LOG", str(tmp_path / "audit.log"))
     monkeypatch.delenv("GITCRYPT_SOPS_ONE_PROCESS")
-    monkeypatch.setattr(halves, "MIN_SIZE", 0)
+    monkeypatch.setattr(api, "TWO_PROCESS_MIN_SIZE", 0)
     if not why.startswith("alias"):
         monkeypatch.setattr(halves, "_may_fork", lambda: False)
     cut_at(monkeypatch, encrypted.index(b"\n#ENC[") + 1)
@@ -248,6 +256,24 @@ def test_one_process_takes_over_the_unwrapped_key(why: str, monkeypatch: pytest.
     assert api.decrypt_bytes(encrypted, "yaml") == expected
     assert calls == [1]
     assert len((tmp_path / "audit.log").read_text().splitlines()) == 1
+
+
+def test_a_failed_fork_leaves_no_descriptor_and_one_process_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "a: 1\n# c\nb: 2\n"
+
+    def refused() -> int:
+        raise BlockingIOError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refused)
+    cut_at(monkeypatch, text.index("# c"))
+    before = len(os.listdir("/proc/self/fd"))
+    assert halves.encrypt_yaml(text.encode(), options()) is None
+    assert len(os.listdir("/proc/self/fd")) == before
+    split_everything(monkeypatch)
+    monkeypatch.delenv("GITCRYPT_SOPS_ONE_PROCESS")
+    encrypted = api.encrypt_bytes(text.encode(), "yaml", options())
+    monkeypatch.setenv("GITCRYPT_SOPS_ONE_PROCESS", "1")
+    assert api.decrypt_bytes(encrypted, "yaml") == text.encode()
 
 
 def errors_of(call: Any) -> tuple[str, str]:
@@ -276,7 +302,7 @@ def test_errors_are_one_process_errors(damage: str, monkeypatch: pytest.MonkeyPa
     data = encrypted.encode()
     expected = errors_of(lambda: api.decrypt_bytes(data, "yaml"))
     monkeypatch.delenv("GITCRYPT_SOPS_ONE_PROCESS")
-    monkeypatch.setattr(halves, "worth_splitting", lambda size: True)
+    split_everything(monkeypatch)
     assert FIND_CUT(encrypted) is not None
     assert errors_of(lambda: api.decrypt_bytes(data, "yaml")) == expected
 
@@ -293,32 +319,38 @@ def big_yaml(groups: int) -> str:
     )
 
 
+COUNTING_FORKS = (
+    "import os, sys\n"
+    "real = os.fork\n"
+    "def fork():\n"
+    "    pid = real()\n"
+    "    if pid: sys.stderr.write('forked\\n')\n"
+    "    return pid\n"
+    "os.fork = fork\n"
+    "from gitcrypt_sops.console import entry\n"
+    "sys.argv = ['gitcrypt-sops', *sys.argv[1:]]\n"
+    "entry()\n"
+)
+
+
+def run_counting_forks(home: Path, *args: str, one_process: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """The console entry in a scrubbed environment; its stderr gets a line per fork."""
+    extra = {"SOPS_AGE_KEY_FILE": str(AGE_KEY_FILE)}
+    if one_process:
+        extra["GITCRYPT_SOPS_ONE_PROCESS"] = "1"
+    return subprocess.run([sys.executable, "-c", COUNTING_FORKS, *args], env=scrubbed_env(home, extra),
+                          capture_output=True, check=True, timeout=120)
+
+
 def test_console_entry_forks_past_the_threshold(tmp_path: Path, sops: Runner) -> None:
-    """The command line on a file past MIN_SIZE: two processes, and sops reads the result."""
+    """The command line on a file past the size threshold: two processes, and sops reads the result."""
     groups = 2000
     text = big_yaml(groups)
-    assert len(text) > halves.MIN_SIZE
+    assert len(text) > api.TWO_PROCESS_MIN_SIZE
     plain = tmp_path / "big.yaml"
     plain.write_text(text)
-    counting = (
-        "import os, sys\n"
-        "real = os.fork\n"
-        "def fork():\n"
-        "    pid = real()\n"
-        "    if pid: sys.stderr.write('forked\\n')\n"
-        "    return pid\n"
-        "os.fork = fork\n"
-        "from gitcrypt_sops.console import entry\n"
-        "sys.argv = ['gitcrypt-sops', *sys.argv[1:]]\n"
-        "entry()\n"
-    )
-
     def run(*args: str, one_process: bool = False) -> subprocess.CompletedProcess[bytes]:
-        extra = {"SOPS_AGE_KEY_FILE": str(AGE_KEY_FILE)}
-        if one_process:
-            extra["GITCRYPT_SOPS_ONE_PROCESS"] = "1"
-        return subprocess.run([sys.executable, "-c", counting, *args], env=scrubbed_env(tmp_path, extra),
-                              capture_output=True, check=True, timeout=120)
+        return run_counting_forks(tmp_path, *args, one_process=one_process)
 
     encrypted = run("encrypt", "--age", AGE_RECIPIENT, str(plain))
     assert encrypted.stderr == b"forked\n"
@@ -334,3 +366,97 @@ def test_console_entry_forks_past_the_threshold(tmp_path: Path, sops: Runner) ->
     assert fast_load(by_sops) == fast_load(text)
     # comments are outside the MAC: sops must have opened every one of them
     assert "ENC[" not in by_sops and by_sops.count("# service ") == by_sops.count("# on") == groups
+
+
+# -- JSON ------------------------------------------------------------------------------
+
+
+def json_layout(encrypted: bytes) -> str:
+    """The encrypted JSON text without its ciphertext and without the sops member."""
+    text = encrypted.decode()
+    return ENC.sub("ENC", text[: text.rindex('"sops"')])
+
+
+def check_json_both_ways(text: str, rule: EncryptionRule, indent: int | None) -> None:
+    """Two-process JSON encryption and decryption against one process's, at this indent."""
+    from gitcrypt_sops import datakey
+
+    opts = api.EncryptOptions([[RECIPIENT]], rule, json_indent=indent)
+    one_encrypted = api.encrypt_bytes(text.encode(), "json", opts)
+    one_plain = api.decrypt_bytes(one_encrypted, "json", json_indent=indent)
+    two_encrypted = halves.encrypt_json(api.parse(text.encode(), "json", encrypted=False).documents[0], opts)
+    assert two_encrypted is not None
+    assert json_layout(two_encrypted) == json_layout(one_encrypted)
+    assert api.decrypt_bytes(two_encrypted, "json", json_indent=indent) == one_plain
+    parsed = api.parse(one_encrypted, "json", encrypted=True)
+    meta = api.read_metadata(parsed)
+    key = datakey.unwrap(meta, ("age",))
+    two_plain = halves.decrypt_json(parsed.documents[0], meta, key, ignore_mac=False, indent=indent)
+    assert two_plain == one_plain
+
+
+@pytest.mark.parametrize("indent", [None, 0, 2])
+@pytest.mark.parametrize("rule", RULES[:3] + RULES[4:], ids=lambda r: f"{r.kind}-{r.mac_only_encrypted}")
+def test_json_rules_and_indents(rule: EncryptionRule, indent: int | None) -> None:
+    document = {"password": "one", "b": {"c": 2, "d": [1, {"y": "<z>&"}]}, "secret_unencrypted": "plain",
+                "a_list": [1.5, True, None, 2**60], "last": "\u2028 é 😀"}
+    check_json_both_ways(json.dumps(document), rule, indent)
+
+
+@settings(max_examples=40, deadline=None)
+@given(document=documents.filter(lambda d: len(d) >= 2))
+def test_json_generated_documents(document: dict[str, Any]) -> None:
+    text = json.dumps(document)
+    try:
+        api.encrypt_bytes(text.encode(), "json", options())
+    except SopsError:  # refused in one process: the halves never see it (api parses first)
+        return
+    check_json_both_ways(text, EncryptionRule(), None)
+
+
+@pytest.mark.parametrize("damage", ["tampered", "mac"])
+def test_json_errors_are_one_process_errors(damage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitcrypt_sops import datakey
+
+    document = {f"group{i}": {"secret": f"value-{i}", "n": i} for i in range(20)}
+    encrypted = api.encrypt_bytes(json.dumps(document).encode(), "json", options()).decode()
+    late = encrypted.index('"group15"')
+    if damage == "tampered":
+        start = encrypted.index("ENC[AES256_GCM,data:", late) + len("ENC[AES256_GCM,data:")
+        encrypted = encrypted[:start] + ("B" if encrypted[start] == "A" else "A") + encrypted[start + 1 :]
+    else:
+        encrypted = encrypted[:late] + '"extra_unencrypted": 1, ' + encrypted[late:]
+    data = encrypted.encode()
+    expected = errors_of(lambda: api.decrypt_bytes(data, "json"))
+    calls = []
+    real_unwrap = datakey.unwrap
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real_unwrap(*args, **kwargs)
+
+    monkeypatch.setattr(datakey, "unwrap", counting)
+    monkeypatch.delenv("GITCRYPT_SOPS_ONE_PROCESS")
+    split_everything(monkeypatch)
+    parsed = api.parse(data, "json", encrypted=True)
+    meta = api.read_metadata(parsed)
+    key = real_unwrap(meta, ("age",))
+    assert halves.decrypt_json(parsed.documents[0], meta, key, ignore_mac=False, indent=None) is None
+    assert errors_of(lambda: api.decrypt_bytes(data, "json")) == expected
+    assert calls == [1]  # the one-process run took the key over
+
+
+def test_json_console_entry_forks_past_the_threshold(tmp_path: Path, sops: Runner) -> None:
+    document = {f"service-{i:05d}": {"password": f"pw-{i}-{'x' * 40}", "port": i, "tags": ["a", "b"],
+                                     "enabled": i % 2 == 0} for i in range(3000)}
+    text = json.dumps(document, indent=2)
+    assert len(text) > api.TWO_PROCESS_MIN_SIZE
+    plain = tmp_path / "big.json"
+    plain.write_text(text)
+    encrypted = run_counting_forks(tmp_path, "encrypt", "--age", AGE_RECIPIENT, str(plain))
+    assert encrypted.stderr == b"forked\n"
+    (tmp_path / "big.enc.json").write_bytes(encrypted.stdout)
+    decrypted = run_counting_forks(tmp_path, "decrypt", str(tmp_path / "big.enc.json"))
+    assert decrypted.stderr == b"forked\n"
+    by_sops = sops("decrypt", str(tmp_path / "big.enc.json"), check=True).stdout
+    assert decrypted.stdout == by_sops and json.loads(by_sops) == document

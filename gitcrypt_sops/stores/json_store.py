@@ -547,6 +547,18 @@ def dump(tree: dict[str, Any], indent: int | None = None) -> bytes:
     return _emit(tree, _indent_step(indent), "\n")
 
 
+def object_part(tree: dict[str, Any], indent: int | None = None) -> bytes:
+    """A non-empty mapping as :func:`dump` writes it, without the final newline: a
+    part for :func:`join_objects`."""
+    return _emit(tree, _indent_step(indent))
+
+
+def join_objects(parts: list[bytes]) -> bytes:
+    """What :func:`dump` writes for the union of the disjoint, non-empty mappings
+    that made ``parts`` (in order): their members between one pair of braces."""
+    return b"{" + b",".join(part[1:-2] for part in parts) + b"\n}\n"
+
+
 def dump_value(value: Any, indent: int | None = None) -> bytes:
     """Write one value the way ``sops decrypt --extract`` does in JSON output.
 
