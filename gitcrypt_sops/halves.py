@@ -126,8 +126,9 @@ def _cut_before(text: str, key_line: int) -> int | None:
     return None
 
 
-def _in_two(first: Callable[[], T], second: Callable[[], bytes]) -> tuple[T, bytes] | None:
-    """``first()`` here while a forked child runs ``second()``; None if the child failed."""
+def _in_two(first: Callable[[], T], second: Callable[[], list[bytes]]) -> tuple[T, list[memoryview]] | None:
+    """``first()`` here while a forked child runs ``second()``: (what first returned, the
+    parts second returned, as views into one buffer); None if the child failed."""
     read_fd, write_fd = os.pipe()
     try:
         pid = os.fork()
@@ -141,9 +142,13 @@ def _in_two(first: Callable[[], T], second: Callable[[], bytes]) -> tuple[T, byt
 
             gc.disable()  # short-lived: a collection would copy every page it touches
             os.close(read_fd)
-            payload = memoryview(second())
-            while payload:
-                payload = payload[os.write(write_fd, payload) :]
+            parts = second()
+            lengths = [len(part) for part in parts]
+            header = b"".join(length.to_bytes(8, "little") for length in [len(parts), *lengths])
+            for piece in (header, *parts):
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(write_fd, view) :]
             status = 0
         except BaseException:  # noqa: BLE001 - any failure: the parent runs the file in one piece
             status = 1
@@ -152,12 +157,10 @@ def _in_two(first: Callable[[], T], second: Callable[[], bytes]) -> tuple[T, byt
     os.close(write_fd)
     try:
         mine = first()
-        chunks = []
-        while chunk := os.read(read_fd, 1 << 20):
-            chunks.append(chunk)
+        received = _receive(read_fd)
         _, status = os.waitpid(pid, 0)
         pid = 0
-        return (mine, b"".join(chunks)) if status == 0 else None
+        return (mine, received) if status == 0 and received is not None else None
     finally:
         os.close(read_fd)
         if pid:
@@ -165,6 +168,36 @@ def _in_two(first: Callable[[], T], second: Callable[[], bytes]) -> tuple[T, byt
 
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def _receive(read_fd: int) -> list[memoryview] | None:
+    """The parts the child wrote, read into one buffer (no copies); None if cut short."""
+    count_bytes = _read_exactly(read_fd, 8)
+    if count_bytes is None:
+        return None
+    lengths_bytes = _read_exactly(read_fd, 8 * int.from_bytes(count_bytes, "little"))
+    if lengths_bytes is None:
+        return None
+    lengths = [int.from_bytes(lengths_bytes[at : at + 8], "little") for at in range(0, len(lengths_bytes), 8)]
+    body = _read_exactly(read_fd, sum(lengths))
+    if body is None:
+        return None
+    views, start = [], 0
+    for length in lengths:
+        views.append(body[start : start + length])
+        start += length
+    return views
+
+
+def _read_exactly(read_fd: int, size: int) -> memoryview | None:
+    buffer = memoryview(bytearray(size))
+    filled = 0
+    while filled < size:
+        got = os.readv(read_fd, [buffer[filled:]])
+        if not got:
+            return None
+        filled += got
+    return buffer
 
 
 def _decode(data: bytes | bytearray) -> str | None:
@@ -186,33 +219,22 @@ def _top_keys(yaml_file: YamlFile) -> list[str]:
     return keys
 
 
-def _pack(output: bytes, mac_bytes: list[bytes], keys: list[str]) -> bytes:
-    import marshal
-
-    return marshal.dumps((output, b"".join(mac_bytes), keys))
-
-
-def _unpack(payload: bytes) -> tuple[bytes, bytes, list[str]]:
-    import marshal
-
-    encoded, mac_bytes, keys = marshal.loads(payload)
-    return encoded, mac_bytes, keys
-
-
 def _two_halves(
     halves: tuple[H, H], make_walker: Callable[[], Walker], run_half: Callable[[H, Walker, bool], tuple[bytes, list[str]]]
-) -> tuple[Walker, bytes, bytes] | None:
+) -> tuple[Walker, bytes, memoryview] | None:
     """``run_half(half, walker, is_second)`` on each half (the second in a child), giving
     each its own walker: (the parent's walker with the child's MAC bytes fed after its
     own, the first half's output, the second's); None if the child failed.
     _NotSplittable on a top-level key both halves hold."""
 
-    def second() -> bytes:
+    def second() -> list[bytes]:
         collector = _MacCollector()
         walker = make_walker()  # made after the fork: an encrypting walker draws its own IVs
         walker.hasher = collector  # type: ignore[assignment]
+        import marshal
+
         output, keys = run_half(halves[1], walker, True)
-        return _pack(output, collector, keys)
+        return [output, b"".join(collector), marshal.dumps(keys)]
 
     walkers: list[Walker] = []
 
@@ -223,9 +245,10 @@ def _two_halves(
     both = _in_two(first, second)
     if both is None:
         return None
-    (first_output, first_keys), child = both
-    second_output, mac_bytes, second_keys = _unpack(child)
-    if not set(first_keys).isdisjoint(second_keys):
+    import marshal
+
+    (first_output, first_keys), (second_output, mac_bytes, second_keys) = both
+    if not set(first_keys).isdisjoint(marshal.loads(second_keys)):
         raise _NotSplittable
     walkers[0].hasher.update(mac_bytes)
     return walkers[0], first_output, second_output
@@ -295,7 +318,7 @@ def decrypt_yaml(
     except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
         return None, unwrapped
     api.audit_unwrap(unwrapped_by, "yaml")
-    return first_output + second_output, None
+    return b"".join((first_output, second_output)), None
 
 
 # -- encryption -----------------------------------------------------------------------
@@ -331,7 +354,7 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
         if done is None:
             return None
         walker, first_output, second_output = done
-        around_metadata = second_output.split(marker.encode())
+        around_metadata = bytes(second_output).split(marker.encode())
         if len(around_metadata) != 2:
             return None
     except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
@@ -350,11 +373,17 @@ def _fresh_walker(key: DataKey, rule: EncryptionRule, outputs: bool = True) -> W
 # -- JSON -----------------------------------------------------------------------------
 
 
+def _empty(*mappings: dict[str, Any]) -> None:
+    for mapping in mappings:
+        mapping.clear()
+
+
 def decrypt_json(
     document: dict[str, Any], meta: Metadata, key: DataKey, *, ignore_mac: bool, indent: int | None
 ) -> bytes | None:
     """A large JSON document decrypted in two processes (top-level members split by
-    count, output as :func:`json_store.dump` writes it); None: use one process."""
+    count, output as :func:`json_store.dump` writes it); None: use one process.
+    ``document`` is emptied once decrypted, as a one-process decrypt empties it."""
     from . import api
     from .stores import json_store
 
@@ -374,11 +403,12 @@ def decrypt_json(
             api.verify_mac(meta, key, walker.mac_hex())
     except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
         return None
+    _empty(document, *halves)  # done with the input: free it before the output is joined
     return json_store.join_objects([first_output, second_output])
 
 
 def encrypt_json(document: dict[str, Any], options: EncryptOptions) -> bytes | None:
-    """A large JSON document encrypted in two processes; None: use one process."""
+    """A large JSON document encrypted in two processes (emptied once encrypted); None: use one process."""
     from . import api
     from . import metadata as metadata_mod
     from .cipher import DataKey
@@ -401,6 +431,7 @@ def encrypt_json(document: dict[str, Any], options: EncryptOptions) -> bytes | N
         walker, first_output, second_output = done
     except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
         return None
+    _empty(document, *halves)  # done with the input: free it before the output is joined
     meta = api.seal_metadata(key, walker.mac_hex(), rule, options)
     block = json_store.object_part({"sops": metadata_mod.to_tree(meta, empty_list=None)}, options.json_indent)
     return json_store.join_objects([first_output, second_output, block])

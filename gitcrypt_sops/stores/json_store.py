@@ -553,10 +553,14 @@ def object_part(tree: dict[str, Any], indent: int | None = None) -> bytes:
     return _emit(tree, _indent_step(indent))
 
 
-def join_objects(parts: list[bytes]) -> bytes:
+def join_objects(parts: list[bytes | memoryview]) -> bytes:
     """What :func:`dump` writes for the union of the disjoint, non-empty mappings
     that made ``parts`` (in order): their members between one pair of braces."""
-    return b"{" + b",".join(part[1:-2] for part in parts) + b"\n}\n"
+    pieces: list[bytes | memoryview] = [b"{"]
+    for part in parts:
+        pieces += (memoryview(part)[1:-2], b",")
+    pieces[-1] = b"\n}\n"
+    return b"".join(pieces)
 
 
 def dump_value(value: Any, indent: int | None = None) -> bytes:
