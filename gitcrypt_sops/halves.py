@@ -3,14 +3,21 @@ half goes through the same load, walk and splice in a forked child.
 
 The cut is made only where it cannot change the result: one block-mapping
 document with no column-0 sequence or document marker, cut just before a run of
-column-0 comments and a column-0 key, after a line that ends a value.  Comments at
-column 0 there belong to the root mapping whichever side they are read from, so every leaf and comment gets the AAD it gets in one
-piece; the MAC is the same because the child hands back the bytes it would have
-hashed, which the parent feeds on after its own.  Whatever the halves cannot
-settle alone (an alias whose anchor is in the other half, a key on both sides, the
-``sops`` block elsewhere than at the end, a MAC that does not verify) and every
-error make these functions return None: the caller then runs the whole file in
-one process, which reports any error exactly as before.
+column-0 comments and a column-0 key, after a line that ends a value.  Comments
+at column 0 there belong to the root mapping whichever side they are read from,
+so every leaf and comment gets the AAD it gets in one piece; the MAC is the same
+because the child hands back the bytes it would have hashed, which the parent
+feeds on after its own.  Whatever the halves cannot settle alone (an alias whose
+anchor is in the other half, a key on both sides, the ``sops`` block elsewhere
+than at the end, a MAC that does not verify) and every error make these
+functions return None: the caller then runs the whole file in one process, which
+reports any error exactly as before.
+
+Each process parses only its own half of the text: at 100k values the two
+together held 1.1-1.3x what one process holds (summed PSS 188-210 MiB against
+165-166; sops 524-551).  JSON is not split: it would have to be parsed before the
+fork, and the child's reference counting then copies every page of its half of
+the tree (measured: 1.3-1.8x one process, over half of sops's peak).
 
 Plaintext crosses only a pipe between the two processes, never a file.  Set
 ``GITCRYPT_SOPS_ONE_PROCESS=1`` to keep every run in one process.
@@ -30,7 +37,6 @@ if TYPE_CHECKING:
 
     from .api import EncryptOptions
     from .cipher import DataKey
-    from .metadata import Metadata
     from .stores.yaml_store import YamlFile
 
     H = TypeVar("H")
@@ -254,15 +260,6 @@ def _two_halves(
     return walkers[0], first_output, second_output
 
 
-def _members_in_two(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """A JSON document's top-level members in two halves (by count), or None under two."""
-    keys = list(document)
-    if len(keys) < 2:
-        return None
-    middle = len(keys) // 2
-    return {key: document[key] for key in keys[:middle]}, {key: document[key] for key in keys[middle:]}
-
-
 # -- decryption -----------------------------------------------------------------------
 
 
@@ -368,70 +365,3 @@ def _fresh_walker(key: DataKey, rule: EncryptionRule, outputs: bool = True) -> W
     from .cipher import Cipher
 
     return Walker(Cipher(key), rule, [] if outputs else None)
-
-
-# -- JSON -----------------------------------------------------------------------------
-
-
-def _empty(*mappings: dict[str, Any]) -> None:
-    for mapping in mappings:
-        mapping.clear()
-
-
-def decrypt_json(
-    document: dict[str, Any], meta: Metadata, key: DataKey, *, ignore_mac: bool, indent: int | None
-) -> bytes | None:
-    """A large JSON document decrypted in two processes (top-level members split by
-    count, output as :func:`json_store.dump` writes it); None: use one process.
-    ``document`` is emptied once decrypted, as a one-process decrypt empties it."""
-    from . import api
-    from .stores import json_store
-
-    halves = _members_in_two(document)
-    if halves is None:
-        return None
-
-    def run_half(half: dict[str, Any], walker: Walker, is_second: bool) -> tuple[bytes, list[str]]:
-        return json_store.object_part(walker.decrypt_document(half), indent), []
-
-    try:
-        done = _two_halves(halves, lambda: _fresh_walker(key, meta.rule, outputs=False), run_half)
-        if done is None:
-            return None
-        walker, first_output, second_output = done
-        if not ignore_mac:
-            api.verify_mac(meta, key, walker.mac_hex())
-    except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
-        return None
-    _empty(document, *halves)  # done with the input: free it before the output is joined
-    return json_store.join_objects([first_output, second_output])
-
-
-def encrypt_json(document: dict[str, Any], options: EncryptOptions) -> bytes | None:
-    """A large JSON document encrypted in two processes (emptied once encrypted); None: use one process."""
-    from . import api
-    from . import metadata as metadata_mod
-    from .cipher import DataKey
-    from .stores import json_store
-
-    halves = _members_in_two(document)
-    if halves is None:
-        return None
-    rule = options.rule
-    walk_rule = rule if rule.kind else EncryptionRule("", "", rule.mac_only_encrypted)
-    key = DataKey.generate()
-
-    def run_half(half: dict[str, Any], walker: Walker, is_second: bool) -> tuple[bytes, list[str]]:
-        return json_store.object_part(walker.encrypt_document(half), options.json_indent), []
-
-    try:
-        done = _two_halves(halves, lambda: _fresh_walker(key, walk_rule, outputs=False), run_half)
-        if done is None:
-            return None
-        walker, first_output, second_output = done
-    except Exception:  # noqa: BLE001 - one process decides, and reports any error as usual
-        return None
-    _empty(document, *halves)  # done with the input: free it before the output is joined
-    meta = api.seal_metadata(key, walker.mac_hex(), rule, options)
-    block = json_store.object_part({"sops": metadata_mod.to_tree(meta, empty_list=None)}, options.json_indent)
-    return json_store.join_objects([first_output, second_output, block])

@@ -547,22 +547,6 @@ def dump(tree: dict[str, Any], indent: int | None = None) -> bytes:
     return _emit(tree, _indent_step(indent), "\n")
 
 
-def object_part(tree: dict[str, Any], indent: int | None = None) -> bytes:
-    """A non-empty mapping as :func:`dump` writes it, without the final newline: a
-    part for :func:`join_objects`."""
-    return _emit(tree, _indent_step(indent))
-
-
-def join_objects(parts: list[bytes | memoryview]) -> bytes:
-    """What :func:`dump` writes for the union of the disjoint, non-empty mappings
-    that made ``parts`` (in order): their members between one pair of braces."""
-    pieces: list[bytes | memoryview] = [b"{"]
-    for part in parts:
-        pieces += (memoryview(part)[1:-2], b",")
-    pieces[-1] = b"\n}\n"
-    return b"".join(pieces)
-
-
 def dump_value(value: Any, indent: int | None = None) -> bytes:
     """Write one value the way ``sops decrypt --extract`` does in JSON output.
 
