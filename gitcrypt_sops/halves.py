@@ -25,6 +25,7 @@ Plaintext crosses only a pipe between the two processes, never a file.  Set
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from .cipher import DataKey
     from .stores.yaml_store import YamlFile
 
-    H = TypeVar("H")
     T = TypeVar("T")
 
 #: how far past the middle a cut is looked for
@@ -206,13 +206,6 @@ def _read_exactly(read_fd: int, size: int) -> memoryview | None:
     return buffer
 
 
-def _decode(data: bytes | bytearray) -> str | None:
-    try:
-        return bytes(data).decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
-        return None
-
-
 def _top_keys(yaml_file: YamlFile) -> list[str]:
     """The document's top-level keys; _NotSplittable unless it is one spliceable mapping of string keys."""
     from .tree import Comment
@@ -225,39 +218,51 @@ def _top_keys(yaml_file: YamlFile) -> list[str]:
     return keys
 
 
+def _split_text(data: bytes | bytearray) -> tuple[str, int] | None:
+    """The decoded text and where to cut it, or None."""
+    try:
+        text = bytes(data).decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    cut = find_cut(text)
+    return None if cut is None else (text, cut)
+
+
 def _two_halves(
-    halves: tuple[H, H], make_walker: Callable[[], Walker], run_half: Callable[[H, Walker, bool], tuple[bytes, list[str]]]
+    text: str, cut: int, key: DataKey, rule: EncryptionRule, run_half: Callable[[str, Walker, bool], tuple[bytes, list[str]]]
 ) -> tuple[Walker, bytes, memoryview] | None:
-    """``run_half(half, walker, is_second)`` on each half (the second in a child), giving
-    each its own walker: (the parent's walker with the child's MAC bytes fed after its
-    own, the first half's output, the second's); None if the child failed.
-    _NotSplittable on a top-level key both halves hold."""
+    """``run_half(half, walker, is_second)`` on each side of ``cut`` (the second in a
+    child), each with its own walker: (the parent's walker with the child's MAC bytes
+    fed after its own, the first half's output, the second's); None if the child
+    failed.  _NotSplittable on a top-level key both halves hold."""
 
     def second() -> list[bytes]:
         collector = _MacCollector()
-        walker = make_walker()  # made after the fork: an encrypting walker draws its own IVs
+        walker = _walker(key, rule)  # made after the fork: an encrypting walker draws its own IVs
         walker.hasher = collector  # type: ignore[assignment]
-        import marshal
-
-        output, keys = run_half(halves[1], walker, True)
+        output, keys = run_half(text[cut:], walker, True)
         return [output, b"".join(collector), marshal.dumps(keys)]
 
     walkers: list[Walker] = []
 
     def first() -> tuple[bytes, list[str]]:
-        walkers.append(make_walker())
-        return run_half(halves[0], walkers[0], False)
+        walkers.append(_walker(key, rule))
+        return run_half(text[:cut], walkers[0], False)
 
     both = _in_two(first, second)
     if both is None:
         return None
-    import marshal
-
     (first_output, first_keys), (second_output, mac_bytes, second_keys) = both
     if not set(first_keys).isdisjoint(marshal.loads(second_keys)):
         raise _NotSplittable
     walkers[0].hasher.update(mac_bytes)
     return walkers[0], first_output, second_output
+
+
+def _walker(key: DataKey, rule: EncryptionRule) -> Walker:
+    from .cipher import Cipher
+
+    return Walker(Cipher(key), rule, [])
 
 
 # -- decryption -----------------------------------------------------------------------
@@ -272,10 +277,10 @@ def decrypt_yaml(
     from . import metadata as metadata_mod
     from .stores import yaml_store
 
-    text = _decode(data)
-    cut = find_cut(text) if text is not None else None
-    if text is None or cut is None:
+    split = _split_text(data)
+    if split is None:
         return None, None
+    text, cut = split
     meta_at = text.rfind("\nsops:") + 1
     if meta_at <= cut:
         return None, None
@@ -306,7 +311,7 @@ def decrypt_yaml(
         return yaml_store.splice(yaml_file, walker.outputs, encrypting=False, metadata_text=None).encode(), keys
 
     try:
-        done = _two_halves((text[:cut], text[cut:]), lambda: _fresh_walker(key, meta.rule), run_half)
+        done = _two_halves(text, cut, key, meta.rule, run_half)
         if done is None:
             return None, unwrapped
         walker, first_output, second_output = done
@@ -327,10 +332,10 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
     from .cipher import DataKey
     from .stores import yaml_store
 
-    text = _decode(data)
-    cut = find_cut(text) if text is not None else None
-    if text is None or cut is None:
+    split = _split_text(data)
+    if split is None:
         return None
+    text, cut = split
     rule = options.rule
     walk_rule = rule if rule.kind else EncryptionRule("", "", rule.mac_only_encrypted)
     key = DataKey.generate()
@@ -347,7 +352,7 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
         return spliced.encode(), keys
 
     try:
-        done = _two_halves((text[:cut], text[cut:]), lambda: _fresh_walker(key, walk_rule), run_half)
+        done = _two_halves(text, cut, key, walk_rule, run_half)
         if done is None:
             return None
         walker, first_output, second_output = done
@@ -359,9 +364,3 @@ def encrypt_yaml(data: bytes | bytearray, options: EncryptOptions) -> bytes | No
     meta = api.seal_metadata(key, walker.mac_hex(), rule, options)
     block = api.yaml_metadata_block(meta, options.yaml_indent).encode()
     return b"".join((first_output, around_metadata[0], block, around_metadata[1]))
-
-
-def _fresh_walker(key: DataKey, rule: EncryptionRule, outputs: bool = True) -> Walker:
-    from .cipher import Cipher
-
-    return Walker(Cipher(key), rule, [] if outputs else None)
